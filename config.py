@@ -1,0 +1,57 @@
+"""Every setting in one place, read from environment variables with working defaults.
+
+The defaults need no server at all: SQLite for the data and kombu's SQLAlchemy
+transport on SQLite as the Celery broker, both under ``instance/``. Point
+``DATABASE_URL`` / ``CELERY_BROKER_URL`` at PostgreSQL / Redis for production.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way (postgres:// or postgresql://)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+class Config:
+    """Production-ready defaults; every attribute can be overridden from the environment."""
+
+    def __init__(self) -> None:
+        env = os.environ.get
+        self.SECRET_KEY = env("SECRET_KEY", "dev-only-change-me")
+        self.SQLALCHEMY_DATABASE_URI = database_url(
+            env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'app.sqlite'}")
+        )
+        self.UPLOAD_DIR = env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+        self.MODEL_BUNDLE = env("MODEL_BUNDLE", "") or None  # None: the shipped bundle
+        self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
+        self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+        self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
+        self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)
+        self.CELERY = {
+            "broker_url": env("CELERY_BROKER_URL", f"sqla+sqlite:///{INSTANCE_DIR / 'broker.sqlite'}"),
+            "task_ignore_result": True,  # the database is the source of truth, not a result backend
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_routes": {"worker.tasks.*": {"queue": "inference"}},
+            "task_default_queue": "inference",
+            "broker_connection_retry_on_startup": True,
+        }
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # survive database restarts
+        self.WTF_CSRF_TIME_LIMIT = None  # a visitor may leave the page open for hours
+        self.BABEL_DEFAULT_LOCALE = "en"
+        self.LANGUAGES = ("vi", "en")

@@ -1,0 +1,64 @@
+"""The web application: pages for visitors, the JSON API and the landmark catalog.
+
+The web process validates, stores and enqueues; it never imports an ML runtime
+(only ``ml.images``, which is Pillow + numpy). Recognition runs in ``worker/``.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import INSTANCE_DIR, Config
+from webapp import cli, errors, geo
+from webapp.celery_app import celery_init_app
+from webapp.extensions import babel, csrf, db, migrate
+from webapp.i18n import current_language, select_locale
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from ``Config`` (environment variables), then ``config`` overrides (tests)."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(Config())
+    app.config.update(config or {})
+    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        # web and worker processes share the file: wait for the lock instead of failing
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+            "connect_args": {"timeout": 30},
+        }
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    celery_init_app(app)
+    app.jinja_env.globals["current_language"] = current_language
+
+    from webapp.views import api, catalog, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+    errors.init_app(app)
+    geo.init_app(app)  # map helpers for the _map.html macro
+    cli.init_app(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets the web read while the worker writes; foreign keys are off by default in SQLite."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

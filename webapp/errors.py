@@ -1,0 +1,36 @@
+"""Errors: JSON with a clear message for the API, a friendly page for visitors; never a bare 500."""
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+def wants_json() -> bool:
+    return (
+        request.path.startswith("/api/")
+        or request.path == "/healthz"
+        or request.accept_mimetypes.best == "application/json"
+    )
+
+
+def error_response(status: int, message: str):
+    if wants_json():
+        return jsonify(error=message, status=status), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_err):
+        return error_response(413, _("The file is larger than %(mb)s MB.", mb=app.config["MAX_UPLOAD_MB"]))
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException):
+        return error_response(err.code or 500, err.description or err.name)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(_err):
+        app.logger.exception("database unavailable")
+        return error_response(503, _("The service is busy or restarting; please try again in a moment."))

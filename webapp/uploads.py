@@ -1,0 +1,73 @@
+"""Accepting an upload: the one place where a visitor's file is checked, stored and queued.
+
+Pages and the JSON API both call ``accept_upload``; it raises ``UploadError`` with an HTTP
+status and a message fit to show the visitor.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from ml import images
+from webapp.extensions import db
+from webapp.models import Recognition
+
+RECOGNIZE_TASK = "worker.tasks.recognize"  # enqueued by name: the web never imports the worker
+
+
+class UploadError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def accept_upload(file: FileStorage | None) -> Recognition:
+    """Validate the file by decoding it, store it, create the row and enqueue recognition."""
+    if file is None:
+        raise UploadError(400, "no photo was sent; choose an image file")
+    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    data = file.stream.read(limit + 1)
+    if not data:
+        raise UploadError(400, "the file is empty")
+    if len(data) > limit:
+        raise UploadError(413, f"the file is larger than {current_app.config['MAX_UPLOAD_MB']} MB")
+    try:
+        decoded = images.decode(
+            data,
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            allowed_formats=images.UPLOAD_FORMATS,
+        )
+    except images.ImageError as err:
+        raise UploadError(415, str(err)) from None
+
+    rec = Recognition(
+        stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
+        sha256=hashlib.sha256(data).hexdigest(),
+        image_format=decoded.format,
+    )
+    folder = upload_dir()
+    (folder / f"{rec.stored_name}.orig").write_bytes(data)  # what the worker decodes
+    (folder / f"{rec.stored_name}.jpg").write_bytes(images.reencode_jpeg(decoded.image, max_side=1280))
+    db.session.add(rec)
+    db.session.commit()
+    current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
+    return rec
+
+
+def upload_dir() -> Path:
+    folder = Path(current_app.config["UPLOAD_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def original_path(rec: Recognition) -> Path:
+    return Path(current_app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.orig"
+
+
+def display_path(rec: Recognition) -> Path:
+    return Path(current_app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.jpg"

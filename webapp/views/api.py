@@ -1,0 +1,41 @@
+"""JSON API, version 1 (documented in README.md). CSRF-exempt; errors are JSON too."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from webapp.errors import error_response
+from webapp.extensions import db
+from webapp.models import Landmark, Recognition
+from webapp.serializers import landmark_json, recognition_json, status_url
+from webapp.uploads import UploadError, accept_upload
+
+bp = Blueprint("api", __name__)
+
+
+@bp.post("/api/v1/recognitions")
+def create_recognition():
+    try:
+        rec = accept_upload(request.files.get("image"))
+    except UploadError as err:
+        return error_response(err.status, err.message)
+    body = {"id": rec.id, "status": rec.status, "status_url": status_url(rec)}
+    return jsonify(body), 202, {"Location": status_url(rec)}
+
+
+@bp.get("/api/v1/recognitions/<rec_id>")
+def get_recognition(rec_id: str):
+    rec = db.session.get(Recognition, rec_id)
+    if rec is None:
+        return error_response(404, "no recognition with this id")
+    return jsonify(recognition_json(rec))
+
+
+@bp.get("/api/v1/landmarks")
+def list_landmarks():
+    landmarks = db.session.scalars(db.select(Landmark).order_by(Landmark.slug))
+    return jsonify([landmark_json(lm) for lm in landmarks])
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
