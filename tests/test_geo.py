@@ -1,0 +1,64 @@
+"""The offline map helpers (webapp/geo.py) and the committed outline data."""
+import re
+
+import pytest
+
+from webapp import geo
+
+
+def test_outline_data_has_source_and_licence():
+    data = geo.outline_data()
+    assert "Natural Earth" in data["source"] and data["licence"]
+    assert data["frame"] == [geo.WEST, geo.SOUTH, geo.EAST, geo.NORTH]
+    assert len(data["vietnam"]) >= 1 and len(data["vietnam"][0][0]) > 200
+
+
+def test_project_orientation():
+    hanoi, hue, saigon = geo.project(21.0288, 105.8525), geo.project(16.4698, 107.5786), geo.project(10.7725, 106.6980)
+    w, h = (float(v) for v in geo.map_viewbox.split()[2:])
+    for x, y in (hanoi, hue, saigon):
+        assert 0 < x < w and 0 < y < h
+    assert hanoi[1] < hue[1] < saigon[1]  # north at the top
+    assert hanoi[0] < hue[0]  # Huế lies east of Hà Nội
+    assert geo.project(geo.NORTH, geo.WEST) == (0, 0)
+
+
+def test_outline_path_is_svg_path_data():
+    d = geo.vietnam_outline_path()
+    assert d.startswith("M") and d.endswith("Z")
+    assert re.fullmatch(r"[MLZ0-9.,\-]+", d)
+    assert re.fullmatch(r"[MLZ0-9.,\-]*", geo.neighbours_outline_path())
+
+
+def test_map_pins_normalises_and_skips_missing():
+    from decimal import Decimal
+
+    pins = geo.map_pins([
+        {"lat": Decimal("21.0288"), "lon": Decimal("105.8525"), "label": "Hồ Hoàn Kiếm", "url": "/landmarks/ho-hoan-kiem"},
+        {"lat": None, "lon": 105.0, "label": "no position"},
+        {"lat": 10.7725, "lon": 106.698, "label": "Chợ Bến Thành"},
+    ])
+    assert [p["label"] for p in pins] == ["Hồ Hoàn Kiếm", "Chợ Bến Thành"]
+    assert pins[0]["lat"] == pytest.approx(21.0288) and "url" in pins[0] and "url" not in pins[1]
+    assert (pins[0]["x"], pins[0]["y"]) == geo.project(21.0288, 105.8525)
+
+
+def test_map_macro_renders_svg_pins_without_inline_code():
+    from flask import Flask, render_template_string
+
+    app = Flask("webapp")  # uses webapp/templates and webapp/static
+    geo.init_app(app)
+    with app.test_request_context():
+        html = render_template_string(
+            '{% from "_map.html" import map %}{{ map(pins) }}',
+            pins=[{"lat": 16.4698, "lon": 107.5786, "label": "Kinh thành <Huế>", "url": "/landmarks/kinh-thanh-hue"}],
+        )
+    assert "<svg" in html and 'class="vn-map__land"' in html
+    assert "Kinh thành &lt;Huế&gt;" in html  # escaped in the SVG
+    block = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1)
+    assert "<" not in block and "\\u003c" in block  # escaped in the JSON block
+    assert 'href="/landmarks/kinh-thanh-hue"' in html
+    assert "/static/vendor/leaflet/leaflet.js" in html and "/static/js/map.js" in html
+    assert not re.search(r"\s(style|on[a-z]+)=", html)  # CSP: no inline styles or handlers
+    for script in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in script or 'type="application/json"' in script

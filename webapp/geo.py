@@ -1,0 +1,125 @@
+"""Offline map helpers: Vietnam's outline as SVG path data and a lon/lat → SVG projection.
+
+The outline comes from the committed ``webapp/data/vietnam_outline.json`` (built once by
+``webapp/data/build_outline.py`` from Natural Earth data via the ``world-atlas`` npm
+package); nothing here touches the network.
+
+Register the helpers for templates in the app factory::
+
+    from webapp import geo
+    geo.init_app(app)
+
+which adds these Jinja globals, used by ``templates/_map.html``:
+
+``vietnam_outline_path()``  SVG ``d`` for Vietnam (mainland and islands)
+``neighbours_outline_path()``  SVG ``d`` for neighbouring land, clipped to the frame
+``archipelago_markers()``  projected points + names for Hoàng Sa and Trường Sa
+``project(lat, lon)``      → ``(x, y)`` in the SVG's viewBox
+``map_viewbox``            the viewBox string, e.g. ``"0 0 400 529.1"``
+``map_pins(pins)``         normalises pins ({lat, lon, label, url?}) and adds x, y
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+OUTLINE_FILE = Path(__file__).parent / "data" / "vietnam_outline.json"
+
+# Map frame in degrees (kept in sync with build_outline.FRAME; checked in tests).
+WEST, SOUTH, EAST, NORTH = 101.6, 7.9, 113.6, 23.7
+VIEW_WIDTH = 400.0  # SVG user units; the height follows from the projection
+
+
+def _merc_y(lat: float) -> float:
+    """Web Mercator ordinate (radians), the projection OpenStreetMap tiles use."""
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+_SCALE = VIEW_WIDTH / math.radians(EAST - WEST)
+VIEW_HEIGHT = round((_merc_y(NORTH) - _merc_y(SOUTH)) * _SCALE, 1)
+map_viewbox = f"0 0 {VIEW_WIDTH:g} {VIEW_HEIGHT:g}"
+
+
+def project(lat: float, lon: float) -> tuple[float, float]:
+    """Project a WGS84 point to (x, y) in the map's SVG viewBox (y grows southwards)."""
+    x = math.radians(float(lon) - WEST) * _SCALE
+    y = (_merc_y(NORTH) - _merc_y(float(lat))) * _SCALE
+    return round(x, 2), round(y, 2)
+
+
+@lru_cache(maxsize=1)
+def outline_data() -> dict[str, Any]:
+    with OUTLINE_FILE.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _path(polygons: Iterable[list[list[list[float]]]]) -> str:
+    parts = []
+    for polygon in polygons:
+        for ring in polygon:
+            pts = [project(lat, lon) for lon, lat in ring]
+            parts.append("M" + "L".join(f"{x:g},{y:g}" for x, y in pts) + "Z")
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1)
+def vietnam_outline_path() -> str:
+    """SVG path data (``d``) of Vietnam's land outline in the map's viewBox."""
+    return _path(outline_data()["vietnam"])
+
+
+@lru_cache(maxsize=1)
+def neighbours_outline_path() -> str:
+    """SVG path data of neighbouring countries' land, clipped to the map frame."""
+    return _path(outline_data()["neighbours"])
+
+
+@lru_cache(maxsize=1)
+def archipelago_markers() -> list[dict[str, Any]]:
+    """Hoàng Sa / Trường Sa: name and projected island dots, plus a label anchor."""
+    out = []
+    for arch in outline_data()["archipelagos"]:
+        dots = [project(lat, lon) for lon, lat in arch["points"]]
+        out.append({
+            "name_vi": arch["name_vi"],
+            "name_en": arch["name_en"],
+            "dots": dots,
+            # centred under the dots, kept inside the frame (text-anchor="middle")
+            "label_xy": (
+                round(min(max(sum(x for x, _ in dots) / len(dots), 40.0), VIEW_WIDTH - 40.0), 2),
+                round(max(y for _, y in dots) + 11, 2),
+            ),
+        })
+    return out
+
+
+def map_pins(pins: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Normalise pins for the map macro: floats for lat/lon (Decimal-safe), str label,
+    optional url, and projected x/y. Pins without coordinates are skipped."""
+    out = []
+    for pin in pins or ():
+        lat, lon = pin.get("lat"), pin.get("lon")
+        if lat is None or lon is None:
+            continue
+        lat, lon = float(lat), float(lon)
+        x, y = project(lat, lon)
+        item = {"lat": lat, "lon": lon, "label": str(pin.get("label") or ""), "x": x, "y": y}
+        if pin.get("url"):
+            item["url"] = str(pin["url"])
+        out.append(item)
+    return out
+
+
+def init_app(app) -> None:
+    """Expose the map helpers to Jinja templates (call from the app factory)."""
+    app.jinja_env.globals.update(
+        vietnam_outline_path=vietnam_outline_path,
+        neighbours_outline_path=neighbours_outline_path,
+        archipelago_markers=archipelago_markers,
+        project=project,
+        map_viewbox=map_viewbox,
+        map_pins=map_pins,
+    )
