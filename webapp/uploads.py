@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
 from ml import images
@@ -29,13 +30,13 @@ class UploadError(Exception):
 def accept_upload(file: FileStorage | None) -> Recognition:
     """Validate the file by decoding it, store it, create the row and enqueue recognition."""
     if file is None:
-        raise UploadError(400, "no photo was sent; choose an image file")
+        raise UploadError(400, _("No photo was sent; choose an image file."))
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     data = file.stream.read(limit + 1)
     if not data:
-        raise UploadError(400, "the file is empty")
+        raise UploadError(400, _("The file is empty."))
     if len(data) > limit:
-        raise UploadError(413, f"the file is larger than {current_app.config['MAX_UPLOAD_MB']} MB")
+        raise UploadError(413, _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"]))
     try:
         decoded = images.decode(
             data,
@@ -43,7 +44,7 @@ def accept_upload(file: FileStorage | None) -> Recognition:
             allowed_formats=images.UPLOAD_FORMATS,
         )
     except images.ImageError as err:
-        raise UploadError(415, str(err)) from None
+        raise UploadError(415, _("This file is not an image we can use: %(reason)s.", reason=err)) from None
 
     rec = Recognition(
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system

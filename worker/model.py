@@ -29,7 +29,7 @@ def load_predictor(bundle_dir: str | None, threads: int = 1):
     limit_threads(threads)
     from ml.predictor import Predictor  # imported here: the parent process stays free of TensorFlow
 
-    predictor = Predictor(bundle_dir=bundle_dir)
+    predictor = Predictor(bundle_dir=bundle_dir, threads=threads)
     log.info("model %s loaded (%d classes) in process %d", predictor.version, len(predictor.labels), os.getpid())
     return predictor
 

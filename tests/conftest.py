@@ -1,0 +1,37 @@
+"""Fixtures in the flaskr style: every test gets its own app, database, upload folder and broker."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `pytest` run from anywhere finds config, webapp, worker, ml
+
+from factories import SAMPLE_CATALOG, build_app, make_config  # noqa: E402
+
+
+@pytest.fixture
+def app(tmp_path):
+    return build_app(make_config(tmp_path))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def catalog(app):
+    """The sample catalog loaded into the app's database."""
+    from webapp.cli import upsert_landmarks
+
+    with app.app_context():
+        upsert_landmarks(SAMPLE_CATALOG)
+    return SAMPLE_CATALOG

@@ -1,0 +1,86 @@
+"""Visitor pages: home, result states, catalog and language choice."""
+from factories import finished_recognition
+
+TOP5 = [["Vinh_Ha_Long", 0.88], ["Ho_Hoan_Kiem", 0.07], ["Trang_An", 0.03]]
+
+
+def text(resp) -> str:
+    return resp.get_data(as_text=True)
+
+
+def test_home_has_the_upload_form(client):
+    page = text(client.get("/", headers={"Accept-Language": "en"}))
+    assert 'enctype="multipart/form-data"' in page
+    assert 'accept="image/*"' in page
+    assert 'name="image"' in page
+    assert 'data-max-bytes="20971520"' in page  # client-side size check
+
+
+def test_language_follows_accept_language_and_the_switch(client):
+    assert "Which landmark is this?" in text(client.get("/", headers={"Accept-Language": "en-US,en;q=0.9"}))
+    assert "Đây là địa danh nào?" in text(client.get("/", headers={"Accept-Language": "vi-VN,vi;q=0.9"}))
+    resp = client.get("/lang/vi?next=/landmarks", headers={"Accept-Language": "en"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/landmarks"
+    assert 'lang="vi"' in text(client.get("/", headers={"Accept-Language": "en"}))  # the switch wins
+    assert client.get("/lang/fr").status_code == 404
+    assert client.get("/lang/en?next=//evil.example").headers["Location"] == "/"
+
+
+def test_result_page_shows_the_landmark(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5)
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    assert "Ha Long Bay" in page and "Vịnh Hạ Long" in page  # both names
+    assert "88%" in page
+    assert "Quảng Ninh" in page and "20.9101, 107.1839" in page
+    assert "A bay of limestone islands." in page
+    assert 'href="/landmarks/vinh-ha-long"' in page
+    assert "Hoan Kiem Lake" in page and "7.0%" in page  # alternatives
+    assert "vn-map" in page
+    assert "http-equiv" not in page and "result.js" not in page  # finished: no more polling
+
+
+def test_result_page_in_vietnamese(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5)
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "vi"}))
+    assert "Độ tin cậy" in page and "Một vịnh" not in page
+    assert "Vịnh với hàng nghìn đảo đá vôi." in page
+
+
+def test_result_page_not_a_known_landmark(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition(None, [["Ho_Hoan_Kiem", 0.3], ["Vinh_Ha_Long", 0.2]])
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    assert "Not a landmark we know" in page
+    assert "Closest guesses" in page and "Hoan Kiem Lake" in page and "Ha Long Bay" in page
+
+
+def test_result_page_failed(app, client):
+    with app.app_context():
+        rec_id = finished_recognition(None, [], status="failed", error="the image data is damaged")
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    assert "We could not read this photo" in page and "the image data is damaged" in page
+
+
+def test_unknown_result_is_a_404_page(client):
+    resp = client.get("/r/nope", headers={"Accept-Language": "en"})
+    assert resp.status_code == 404 and "Page not found" in text(resp)
+
+
+def test_catalog_search_ignores_accents_and_case(client, catalog):
+    page = text(client.get("/landmarks?q=ha+long", headers={"Accept-Language": "en"}))
+    assert "Ha Long Bay" in page and "Hoan Kiem Lake" not in page
+    page = text(client.get("/landmarks?q=HÀ NỘI", headers={"Accept-Language": "en"}))
+    assert "Hoan Kiem Lake" in page and "Ha Long Bay" not in page
+    page = text(client.get("/landmarks?q=zzz", headers={"Accept-Language": "en"}))
+    assert "No landmark matches" in page
+    everything = text(client.get("/landmarks", headers={"Accept-Language": "en"}))
+    assert all(entry["name_en"] in everything for entry in catalog)
+    assert everything.count('class="vn-map__pin"') == len(catalog)  # all pins on one map
+
+
+def test_landmark_page(client, catalog):
+    page = text(client.get("/landmarks/pho-co-hoi-an", headers={"Accept-Language": "vi"}))
+    assert "Phố cổ Hội An" in page and "Hoi An Ancient Town" in page and "Một thương cảng cổ." in page
+    assert client.get("/landmarks/nowhere").status_code == 404
