@@ -35,3 +35,15 @@ def catalog(app):
     with app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
     return SAMPLE_CATALOG
+
+
+@pytest.fixture
+def catalog_all(app):
+    """The project's real catalog (64 landmarks) loaded into the app's database."""
+    import json
+
+    from factories import CATALOG_FILE
+    from webapp.cli import upsert_landmarks
+
+    with app.app_context():
+        upsert_landmarks(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))

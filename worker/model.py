@@ -46,7 +46,8 @@ def get_predictor():
 def _load_in_child(**_kwargs) -> None:
     from worker.main import flask_app
 
-    global _predictor
     with flask_app.app_context():
-        _predictor = None
-        get_predictor()
+        try:
+            get_predictor()
+        except Exception:  # logged here; each task then retries the load and reports the failure
+            log.exception("could not load the model bundle in process %d", os.getpid())

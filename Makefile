@@ -1,0 +1,38 @@
+# Two commands: `make run` (web + worker on http://127.0.0.1:5000) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FLASK  := $(PY) -m flask --app wsgi
+PORT   ?= 5000
+CATALOG ?= webapp/data/landmarks.json
+
+.PHONY: install run migrate catalog test test-fast translations
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(FLASK) db upgrade
+
+catalog: migrate
+	$(FLASK) landmarks import $(CATALOG)
+
+run: catalog
+	PORT=$(PORT) exec $(PY) -m worker.run_local
+
+test: install
+	$(PY) -m pytest tests
+
+# everything except the slow end-to-end and browser tests
+test-fast: install
+	$(PY) -m pytest tests --ignore=tests/integration
+
+translations: install
+	$(VENV)/bin/pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations
+	$(VENV)/bin/pybabel compile -d webapp/translations

@@ -1,0 +1,93 @@
+"""A real stack: the web app in the test process, a Celery worker in a subprocess, shared storage."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from config import Config, database_url
+from factories import CATALOG_FILE, ROOT, build_app, make_config
+
+
+class Stack:
+    def __init__(self, tmp: Path, db_url: str | None = None, broker_url: str | None = None):
+        self.tmp = tmp
+        self.db_url = database_url(db_url) if db_url else f"sqlite:///{tmp / 'app.sqlite'}"
+        self.broker_url = broker_url or f"sqla+sqlite:///{tmp / 'broker.sqlite'}"
+        self.config = make_config(
+            tmp, SQLALCHEMY_DATABASE_URI=self.db_url, CELERY=dict(Config().CELERY, broker_url=self.broker_url)
+        )
+        self.worker: subprocess.Popen | None = None
+        self.log = tmp / "worker.log"
+
+    def prepare(self) -> None:
+        """Fresh schema (migrations), the real catalog, an empty queue."""
+        from flask_migrate import upgrade
+
+        from webapp import create_app
+        from webapp.cli import upsert_landmarks
+        from webapp.extensions import db
+
+        if not self.db_url.startswith("sqlite"):
+            app = create_app(self.config)
+            with app.app_context():
+                db.drop_all()
+                with db.engine.begin() as conn:
+                    conn.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+                upgrade()
+        self.app = build_app(self.config)
+        with self.app.app_context():
+            upsert_landmarks(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))
+        with self.app.extensions["celery"].connection_for_write() as conn:
+            conn.default_channel.queue_declare("inference")
+            conn.default_channel.queue_purge("inference")
+        self.client = self.app.test_client()
+
+    def start_worker(self) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": self.db_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "UPLOAD_DIR": self.config["UPLOAD_DIR"],
+            "INSTANCE_DIR": str(self.tmp),
+            "SECRET_KEY": "test",
+        }
+        if os.environ.get("MODEL_BUNDLE"):
+            env["MODEL_BUNDLE"] = os.environ["MODEL_BUNDLE"]
+        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference", "--concurrency", "1",
+               "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+               "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
+        self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+
+    def upload(self, data: bytes) -> str:
+        resp = self.client.post("/api/v1/recognitions", data={"image": (io.BytesIO(data), "photo.jpg")})
+        assert resp.status_code == 202, resp.get_data(as_text=True)
+        return resp.get_json()["id"]
+
+    def wait_finished(self, rec_id: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.client.get(f"/api/v1/recognitions/{rec_id}").get_json()
+            if body["status"] in ("done", "failed"):
+                return body
+            assert self.worker.poll() is None, f"worker died:\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        pytest.fail(f"recognition {rec_id} not finished after {timeout}s:\n{self.log.read_text()[-3000:]}")

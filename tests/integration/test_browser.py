@@ -1,0 +1,54 @@
+"""One real browser: open the home page, upload a photo, see the landmark's name on the result page."""
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from factories import sample_photos
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def live_url(embedded_stack):
+    server = make_server("127.0.0.1", 0, embedded_stack.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_upload_a_photo_and_see_the_landmark(embedded_stack, live_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    photo, class_key = sample_photos(per_class=1, classes=1)[0]
+    if not isinstance(photo, Path):
+        photo = tmp_path / "photo.jpg"
+        photo.write_bytes(sample_photos(per_class=1, classes=1)[0][0])
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(locale="en-US")
+        page.goto(live_url + "/")
+        expect(page.locator("h1")).to_have_text("Which landmark is this?")
+        page.set_input_files("#image", str(photo))
+        page.click("button[type=submit]")
+        page.wait_for_url("**/r/*")
+        name = page.locator("#landmark-name")
+        expect(name).to_be_visible(timeout=240_000)  # the polling script reloads when the worker is done
+        if class_key:
+            expect(name).to_have_text(_english_name(embedded_stack, class_key))
+        page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
+        browser.close()
+
+
+def _english_name(stack, class_key: str) -> str:
+    from webapp.extensions import db
+    from webapp.models import Landmark
+
+    with stack.app.app_context():
+        return db.session.scalars(db.select(Landmark).filter_by(class_key=class_key)).one().name_en

@@ -1,0 +1,57 @@
+"""Upload real photos, let a REAL Celery worker process recognise them, read the stored result."""
+from pathlib import Path
+
+from factories import postgres_url_or_skip, redis_url_or_skip, sample_photos
+from live_stack import Stack
+
+
+def recognise_photos(stack) -> None:
+    photos = sample_photos(per_class=1, classes=3)
+    ids = [(stack.upload(p.read_bytes() if isinstance(p, Path) else p), key) for p, key in photos]
+    for rec_id, class_key in ids:
+        body = stack.wait_finished(rec_id)
+        assert body["status"] == "done", body
+        assert body["model_version"] and 0 < body["confidence"] <= 1
+        assert len(body["alternatives"]) == 5
+        if class_key:  # a real photo of a trained landmark: its catalog entry is stored with the result
+            assert body["landmark"]["class_key"] == class_key
+            assert body["landmark"]["slug"] and body["landmark"]["name_vi"]
+
+
+def test_embedded_broker_and_sqlite(embedded_stack):
+    recognise_photos(embedded_stack)
+
+
+def test_redis_and_postgresql(tmp_path):
+    db_url, broker_url = postgres_url_or_skip(), redis_url_or_skip()
+    stack = Stack(tmp_path, db_url, broker_url)
+    stack.prepare()
+    stack.start_worker()
+    try:
+        recognise_photos(stack)
+    finally:
+        stack.stop()
+
+
+def test_bad_photo_ends_failed_on_the_real_worker(embedded_stack):
+    from webapp.extensions import db
+    from webapp.models import Recognition
+    from webapp.uploads import RECOGNIZE_TASK
+
+    stack = embedded_stack
+    with stack.app.app_context():  # a stored file that went bad before the worker got to it
+        rec = Recognition(stored_name="corrupted-file", sha256="0" * 64, image_format="JPEG")
+        (Path(stack.config["UPLOAD_DIR"]) / "corrupted-file.orig").write_bytes(b"\xff\xd8\xff corrupted")
+        db.session.add(rec)
+        db.session.commit()
+        stack.app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
+        rec_id = rec.id
+    body = stack.wait_finished(rec_id)
+    assert body["status"] == "failed" and "image" in body["error"]
+    # the worker survived and still serves the next photo
+    assert stack.wait_finished(stack.upload(sample_bytes()))["status"] == "done"
+
+
+def sample_bytes() -> bytes:
+    photo, _ = sample_photos(per_class=1, classes=1)[0]
+    return photo.read_bytes() if isinstance(photo, Path) else photo

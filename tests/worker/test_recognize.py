@@ -1,0 +1,78 @@
+"""The recognize task, run in-process against the app's database and the shipped model."""
+import io
+import sqlite3
+import threading
+from pathlib import Path
+
+from factories import build_app, jpeg_bytes, make_config, sample_photos
+from webapp.extensions import db
+from webapp.models import Recognition
+from worker.tasks import recognize
+
+
+def upload(client, data: bytes) -> str:
+    resp = client.post("/api/v1/recognitions", data={"image": (io.BytesIO(data), "photo.jpg")})
+    assert resp.status_code == 202
+    return resp.get_json()["id"]
+
+
+def photo_bytes() -> tuple[bytes, str | None]:
+    photo, class_key = sample_photos(per_class=1, classes=1)[0]
+    return (photo.read_bytes() if isinstance(photo, Path) else photo), class_key
+
+
+def test_undecodable_file_ends_failed_with_a_clear_error(app, client):
+    rec_id = upload(client, jpeg_bytes())
+    with app.app_context():
+        rec = db.session.get(Recognition, rec_id)
+        path = Path(app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.orig"
+        path.write_bytes(b"\xff\xd8\xff garbage, not a JPEG any more")
+        assert recognize.apply(args=[rec_id]).get() == "failed"
+        db.session.expire_all()
+        rec = db.session.get(Recognition, rec_id)
+        assert rec.status == "failed"
+        assert "image" in rec.error
+        assert rec.started_at and rec.finished_at and rec.label is None
+
+
+def test_missing_recognition_is_ignored(app):
+    with app.app_context():
+        assert recognize.apply(args=["no-such-id"]).get() is None
+
+
+def test_recognizes_a_photo_once(app, client, catalog_all):
+    data, class_key = photo_bytes()
+    rec_id = upload(client, data)
+    with app.app_context():
+        assert recognize.apply(args=[rec_id]).get() == "done"
+        rec = db.session.get(Recognition, rec_id)
+        assert rec.status == "done" and rec.error is None
+        assert len(rec.top5) == 5 and rec.top5[0][1] >= rec.top5[-1][1]
+        assert rec.model_version and rec.inference_ms > 0 and rec.decode_ms > 0
+        if class_key:  # a real photo: the shipped model knows it
+            assert rec.label == class_key
+            assert rec.landmark.class_key == class_key
+        finished = rec.finished_at
+        # a redelivered message changes nothing
+        assert recognize.apply(args=[rec_id]).get() == "done"
+        db.session.expire_all()
+        again = db.session.get(Recognition, rec_id)
+        assert (again.finished_at, again.attempts) == (finished, 1)
+
+
+def test_transient_database_errors_are_retried(tmp_path):
+    app = build_app(make_config(tmp_path, SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 0.1}}))
+    rec_id = upload(app.test_client(), jpeg_bytes())
+    # another process holds the write lock for a moment, as during a database restart
+    blocker = sqlite3.connect(tmp_path / "app.sqlite", check_same_thread=False)
+    blocker.execute("BEGIN EXCLUSIVE")
+    timer = threading.Timer(0.35, blocker.rollback)
+    timer.start()
+    try:
+        with app.app_context():
+            assert recognize.apply(args=[rec_id]).get() == "done"
+            rec = db.session.get(Recognition, rec_id)
+            assert rec.status == "done" and rec.attempts == 1  # "running" was written once, after the lock
+    finally:
+        timer.join()
+        blocker.close()
