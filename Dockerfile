@@ -1,0 +1,21 @@
+# One image for the web, the CPU worker and (with TF_PACKAGE) the GPU worker.
+#   docker build -t vn-landmarks .                                             # CPU (LiteRT)
+#   docker build --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0" -t vn-landmarks:gpu .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+ARG TF_PACKAGE=""
+RUN if [ -n "$TF_PACKAGE" ]; then pip uninstall -y tensorflow-cpu tensorflow_cpu || true; pip install "$TF_PACKAGE"; fi
+
+COPY . .
+RUN pybabel compile -d webapp/translations \
+ && useradd --create-home --uid 1000 app && mkdir -p /data/uploads && chown -R app /data
+USER app
+
+ENV UPLOAD_DIR=/data/uploads INSTANCE_DIR=/data/instance
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--access-logfile", "-", "wsgi:app"]
