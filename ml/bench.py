@@ -1,0 +1,99 @@
+"""Model-only benchmark: batch-1 latency and batch-32 throughput per runtime, side by side."""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ml.predictor import Predictor
+
+MARK_BEGIN, MARK_END = "<!-- bench:model:begin -->", "<!-- bench:model:end -->"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def measure(run, batch: np.ndarray, seconds: float) -> list[float]:
+    run(batch)  # warm up (allocation, tracing)
+    times, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 3:
+        start = time.perf_counter()
+        run(batch)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def float_tflite(bundle_dir: Path) -> Path:
+    """A float32 LiteRT copy of the bundle's Keras model, to show what quantisation buys."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(bundle_dir / "model.keras", compile=False)
+    path = Path(tempfile.mkdtemp()) / "model.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
+
+
+def main(args) -> int:
+    threads = os.cpu_count() or 1
+    runtimes = [("Keras model.predict", "keras"), ("TensorFlow tf.function", "tensorflow"), ("LiteRT", "litert")]
+    rows = []
+    for title, runtime in runtimes:
+        predictor = Predictor(args.bundle, runtime=runtime, threads=threads)
+        size = predictor.img_size
+        rng = np.random.default_rng(0)
+        batch32 = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
+        if runtime == "litert" and predictor.info.extra.get("quantized"):
+            title = "LiteRT (int8)"
+        rows.append(_row(title, predictor, batch32, args.seconds))
+        if runtime == "litert" and predictor.info.extra.get("quantized"):
+            fp32 = Predictor(args.bundle, runtime="litert", threads=threads)
+            fp32.info.path = float_tflite(Path(predictor.info.path)).parent  # same bundle, float model
+            fp32._run = fp32._load()
+            rows.append(_row("LiteRT (float32)", fp32, batch32, args.seconds))
+        print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch 32: {rows[-1][2]:7.1f} img/s", flush=True)
+    write_doc(Path(args.doc), predictor, rows)
+    return 0
+
+
+def _row(title: str, predictor: Predictor, batch32: np.ndarray, seconds: float):
+    one = measure(predictor._run, batch32[:1], seconds / 2)
+    many = measure(predictor._run, batch32, seconds)
+    return (title, 1000 * float(np.median(one)), 1000 * float(np.percentile(one, 95)), 32 / float(np.median(many)))
+
+
+def write_doc(path: Path, predictor: Predictor, rows: list) -> None:
+    size = predictor.img_size
+    table = [
+        MARK_BEGIN,
+        "## Model only (`python -m ml bench`)",
+        "",
+        f"Bundle `{predictor.version}` ({predictor.info.arch}, {size}×{size}); machine: {machine()}; "
+        f"{os.cpu_count()} intra-op threads; median of repeated runs on random inputs.",
+        "",
+        "| runtime | batch 1 latency p50 (ms) | batch 1 p95 (ms) | batch 32 throughput (images/s) |",
+        "|---|---|---|---|",
+        *[f"| {t} | {p50:.1f} | {p95:.1f} | {ips:.0f} |" for t, p50, p95, ips in rows],
+        "",
+        "ONNX Runtime: not measured (no TensorFlow→ONNX converter is installed; optional in the issue).",
+        MARK_END,
+    ]
+    text = path.read_text() if path.exists() else "# Performance\n\n"
+    if MARK_BEGIN in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = head + "\n".join(table) + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(table) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"written to {path}")

@@ -1,0 +1,138 @@
+"""Image decoding: the one place where uploaded or stored bytes become RGB pixels.
+
+Shared by training, serving and the web's upload validation, so it imports only
+Pillow and numpy (never TensorFlow). Every failure is an ``ImageError`` with a
+message fit to show a visitor.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF photos from phones, when the optional plugin is installed
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - optional dependency
+    pass
+
+DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 48 MP phone photo passes; bombs do not
+MIN_SIDE = 8
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image]
+
+# Formats a visitor may upload; training data may be in anything Pillow reads.
+UPLOAD_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"})
+
+
+class ImageError(ValueError):
+    """The input is not a usable image; ``str(err)`` is a clear reason."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # RGB, EXIF orientation applied
+    format: str  # what the bytes really are, e.g. "JPEG"
+    original_size: tuple[int, int]
+
+
+def decode(
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: frozenset[str] | None = None,
+) -> DecodedImage:
+    """Decode bytes, a path or a PIL image into an RGB image, or raise ImageError."""
+    if isinstance(source, Image.Image):
+        return DecodedImage(_to_rgb(source), source.format or "RAW", source.size)
+    data = _read_bytes(source)
+    if not data:
+        raise ImageError("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = (img.format or "").upper()
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"the image is too large ({width}×{height} pixels; the limit is {max_pixels:,} pixels)"
+                )
+            if allowed_formats is not None and fmt not in allowed_formats:
+                raise ImageError(f"{fmt or 'this'} images are not accepted; use JPEG, PNG or WebP")
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(f"the image is too small ({width}×{height} pixels)")
+            img.seek(0)  # first frame of animations
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"the image is too large (over {max_pixels:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError("the file is not an image we can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated / corrupt data
+        raise ImageError(f"the image data is damaged or incomplete ({_short(exc)})") from None
+    except Exception as exc:  # Pillow plugins raise odd types on hostile input
+        raise ImageError(f"the image could not be decoded ({type(exc).__name__})") from None
+    return DecodedImage(rgb, fmt, (width, height))
+
+
+def load_rgb(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    return decode(source, max_pixels=max_pixels).image
+
+
+def to_array(image: Image.Image, size: int, resize: str = "bilinear") -> np.ndarray:
+    """Resize an RGB image to ``size``×``size`` (whole image, aspect not kept) as float32 0..255."""
+    method = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[resize]
+    if image.size != (size, size):
+        # reduce() first keeps big phone photos fast and alias-free.
+        factor = min(image.size) // (2 * size)
+        if factor >= 2:
+            image = image.reduce(factor)
+        image = image.resize((size, size), method)
+    return np.asarray(image, dtype=np.float32)
+
+
+def reencode_jpeg(image: Image.Image, max_side: int = 1600, quality: int = 88) -> bytes:
+    """A metadata-free JPEG copy to show back to visitors (EXIF/GPS never leaves the server)."""
+    copy = image.copy()
+    copy.thumbnail((max_side, max_side))
+    out = io.BytesIO()
+    copy.save(out, "JPEG", quality=quality, optimize=True)
+    return out.getvalue()
+
+
+def _read_bytes(source: ImageSource) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    try:
+        with open(source, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ImageError(f"the file could not be read ({exc.strerror or exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max() or 1.0
+        img = Image.fromarray((arr * (255.0 / top)).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,159 @@
+"""Load a bundle once, predict batches of decoded images with LiteRT (CPU) or TensorFlow (GPU)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ml import bundle as bundles
+from ml.bundle import BundleError, default_bundle_dir  # noqa: F401  (public API)
+from ml.images import ImageSource, load_rgb, to_array
+
+RUNTIMES = ("auto", "litert", "tensorflow", "keras")
+
+
+@dataclass
+class Prediction:
+    label: str | None  # class key, or None: "not a known landmark"
+    score: float  # probability of the top landmark class
+    top5: list[tuple[str, float]]
+    embedding: np.ndarray = field(repr=False)
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "score": round(self.score, 4), "top5": [[k, round(p, 4)] for k, p in self.top5]}
+
+
+def gpu_visible() -> bool:
+    """True when an NVIDIA GPU is usable, checked without importing TensorFlow."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+class Predictor:
+    def __init__(self, bundle_dir: str | Path | None = None, runtime: str = "auto", *,
+                 threads: int | None = None, max_batch: int = 32):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        self.info = bundles.read(bundle_dir)
+        self.runtime = ("tensorflow" if gpu_visible() else "litert") if runtime == "auto" else runtime
+        self.max_batch = max_batch
+        self.threads = threads or int(os.environ.get("ML_THREADS", 0)) or os.cpu_count() or 1
+        self._run = self._load()
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.info.labels
+
+    @property
+    def img_size(self) -> int:
+        return int(self.info.preprocess["size"])
+
+    # -- public -------------------------------------------------------------------------------
+    def preprocess(self, images: Sequence[Image.Image | ImageSource]) -> np.ndarray:
+        """Decoded images (or paths/bytes) → the normalised float32 batch the model expects."""
+        p = self.info.preprocess
+        arrays = [to_array(img if isinstance(img, Image.Image) else load_rgb(img), int(p["size"]), p["resize"])
+                  for img in images]
+        batch = np.stack(arrays) if arrays else np.zeros((0, self.img_size, self.img_size, 3), np.float32)
+        return (batch - float(p["mean"])) / float(p["std"])
+
+    def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Prediction]:
+        probs, embeddings = self.predict_arrays(self.preprocess(images))
+        return [self._decide(p, e) for p, e in zip(probs, embeddings)]
+
+    def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw model outputs for a normalised batch: (probs incl. background column, embeddings)."""
+        if len(batch) == 0:
+            return np.zeros((0, len(self.labels))), np.zeros((0, 0))
+        outs = [self._run(batch[i: i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
+    def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
+        return self._decide(probs, embedding)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
+        landmark = probs[: len(self.labels)]
+        order = np.argsort(-landmark)[:5]
+        top5 = [(self.labels[i], float(landmark[i])) for i in order]
+        score = top5[0][1]
+        accepted = score >= float(self.info.rejection.get("threshold", 0.0))
+        return Prediction(top5[0][0] if accepted else None, score, top5, embedding.astype(np.float32))
+
+    def _load(self):
+        try:
+            if self.runtime == "litert":
+                return self._load_litert()
+            return self._load_tensorflow(jit=self.runtime == "tensorflow")
+        except BundleError:
+            raise
+        except Exception as exc:
+            raise BundleError(f"cannot load the {self.runtime} model from {self.info.path}: {exc}") from exc
+
+    def _load_litert(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(self.info.tflite), num_threads=self.threads)
+        inp = interpreter.get_input_details()[0]["index"]
+        shape = [None]
+
+        def outputs_in_order():
+            # Output tensor order is not guaranteed: the embedding is the one with unit norm rows
+            details = interpreter.get_output_details()
+            widths = {d["index"]: d["shape"][-1] for d in details}
+            n_probs = len(self.labels) + (1 if self.info.background else 0)
+            probs = next(i for i, w in widths.items() if w == n_probs)
+            return probs, next(i for i in widths if i != probs)
+
+        order = [None]
+
+        def run(batch: np.ndarray):
+            if shape[0] != batch.shape:
+                interpreter.resize_tensor_input(inp, batch.shape, strict=False)
+                interpreter.allocate_tensors()
+                shape[0] = batch.shape
+                order[0] = outputs_in_order()
+            interpreter.set_tensor(inp, batch.astype(np.float32, copy=False))
+            interpreter.invoke()
+            return interpreter.get_tensor(order[0][0]).copy(), interpreter.get_tensor(order[0][1]).copy()
+
+        return run
+
+    def _load_tensorflow(self, jit: bool):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+        import tensorflow as tf
+
+        model = keras.models.load_model(self.info.keras, compile=False)
+        if not jit:  # plain Keras predict(), the naive baseline in benchmarks
+            return lambda batch: [np.asarray(o) for o in model.predict(batch, verbose=0, batch_size=len(batch))]
+        call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda batch: [o.numpy() for o in call(tf.convert_to_tensor(batch, tf.float32))]
+
+
+def predict_files(predictor: Predictor, files: Iterable[str]) -> Iterable[dict]:
+    """The ``predict`` CLI contract: one dict per file, in order; unusable files give ``error``."""
+    from ml.images import ImageError, decode
+
+    files = list(files)
+    for start in range(0, len(files), predictor.max_batch):
+        chunk = files[start: start + predictor.max_batch]
+        decoded, rows = [], []
+        for f in chunk:
+            try:
+                decoded.append(decode(f).image)
+                rows.append({"file": f})
+            except ImageError as err:
+                rows.append({"file": f, "error": str(err)})
+        preds = iter(predictor.predict(decoded))
+        for row in rows:
+            yield row if "error" in row else {**row, **next(preds).to_json()}

@@ -1,0 +1,249 @@
+"""Training: from-scratch nets end to end; transfer nets in two phases (frozen base, then top blocks).
+
+Transfer training on CPU caches the frozen lower part of the backbone: each training photo is
+augmented into ``views`` random views once, pushed through the frozen stem once, and both phases
+then train on those activations. Batch norm stays in inference mode throughout (the base is always
+called with ``training=False``), so this is exactly "freeze the bottom, fine-tune the top blocks"
+at a fraction of the cost.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ml import architectures
+from ml.data import Sample, Split, scan, split, split_negatives
+from ml.pipeline import LOAD_MARGIN, augmenter, load_arrays, make_dataset
+
+BACKGROUND = "_background"  # the extra class trained on non-landmark photos
+# Where the frozen stem ends; everything after is fine-tuned in phase 2.
+FINE_TUNE_FROM = {"mobilenetv2": "block_14_add", "efficientnet_lite0": "block6d_add"}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str
+    out: str
+    negatives: str | None = None
+    weights: str | None = None
+    epochs: int = 30  # from-scratch epochs; transfer uses head_epochs + fine_tune_epochs
+    head_epochs: int = 6
+    fine_tune_epochs: int = 10
+    views: int = 4
+    img_size: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    fine_tune_lr: float = 3e-4
+    label_smoothing: float = 0.1
+    patience: int = 5
+    seed: int = 1337
+    test_fraction: float = 0.3
+    val_fraction: float = 0.1
+    max_per_class: int | None = None  # cap for quick runs (compare, tests)
+    classes: list[str] | None = None  # train on a subset of the classes (leave-classes-out)
+
+
+@dataclass
+class TrainResult:
+    arch: "architectures.Architecture"
+    split: Split
+    classes: list[str]  # model outputs, background last when present
+    history: dict
+    seconds: float
+    negatives: dict  # {"train": [...], "val": [...], "test": [...]} paths
+
+
+def run(cfg: TrainConfig) -> TrainResult:
+    keras.utils.set_random_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_split = make_split(cfg)
+    data_split.save(out / "split.json")
+    neg = split_negatives(cfg.negatives, cfg.seed)
+    classes = data_split.classes + ([BACKGROUND] if neg["train"] else [])
+    arch = architectures.build(cfg.arch, len(classes), cfg.img_size, weights=cfg.weights)
+    print(f"{cfg.arch}: {len(classes)} outputs, {arch.model.count_params():,} parameters, {arch.img_size}px; "
+          f"train {len(data_split.train)} / val {len(data_split.val)} / test {len(data_split.test)} photos, "
+          f"{len(neg['train'])} background photos; {len(data_split.skipped)} unreadable files skipped")
+    started = time.time()
+    bg = len(classes) - 1
+    train_samples = data_split.train + [Sample(p, bg) for p in neg["train"]]
+    val_samples = data_split.val + [Sample(p, bg) for p in neg["val"]]
+    if arch.backbone is not None and cfg.arch in FINE_TUNE_FROM:
+        history = _train_transfer(cfg, arch, train_samples, val_samples, out)
+    else:
+        history = _train_end_to_end(cfg, arch, train_samples, val_samples, out)
+    seconds = time.time() - started
+    (out / "history.json").write_text(json.dumps(history))
+    (out / "training.json").write_text(json.dumps(
+        {"config": vars(cfg), "classes": classes, "preprocess": arch.preprocess, "seconds": seconds, "negatives": neg}, indent=1))
+    arch.model.save(out / "model.keras")
+    return TrainResult(arch, data_split, classes, history, seconds, neg)
+
+
+def make_split(cfg: TrainConfig) -> Split:
+    dataset = scan(cfg.data)
+    if cfg.classes:
+        keep = [dataset.classes.index(c) for c in cfg.classes]
+        remap = {old: new for new, old in enumerate(keep)}
+        dataset.samples = [Sample(s.path, remap[s.label], s.group) for s in dataset.samples if s.label in remap]
+        dataset.classes = list(cfg.classes)
+    if cfg.max_per_class:
+        kept, seen = [], {}
+        for s in dataset.samples:
+            seen[s.label] = seen.get(s.label, 0) + 1
+            if seen[s.label] <= cfg.max_per_class:
+                kept.append(s)
+        dataset.samples = kept
+    return split(dataset, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction, seed=cfg.seed)
+
+
+def _callbacks(out: Path, phase: str, patience: int, monitor_model: keras.Model | None = None) -> list:
+    return [
+        keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(out / f"best-{phase}.weights.h5"), monitor="val_loss",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.TensorBoard(str(out / "logs" / phase)),
+        keras.callbacks.BackupAndRestore(str(out / "backup" / phase)),
+    ]
+
+
+def _compile(model: keras.Model, lr, smoothing: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
+        metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+    )
+
+
+def _onehot(samples: list[Sample], n: int) -> np.ndarray:
+    return keras.utils.to_categorical([s.label for s in samples], n).astype(np.float32)
+
+
+def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Path) -> dict:
+    n = arch.model.output_shape[-1]
+    size = arch.img_size
+    x_train = load_arrays(train, int(size * LOAD_MARGIN), desc="train photos")
+    x_val = load_arrays(val, size, desc="val photos")
+    kw = dict(img_size=size, batch_size=cfg.batch_size, mean=arch.mean, std=arch.std, seed=cfg.seed)
+    ds_train = make_dataset(x_train, _onehot(train, n), augment=True, shuffle=True, **kw)
+    ds_val = make_dataset(x_val, _onehot(val, n), augment=False, shuffle=False, **kw)
+    steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
+    _compile(arch.model, keras.optimizers.schedules.CosineDecay(cfg.lr, steps, warmup_target=None), cfg.label_smoothing)
+    hist = arch.model.fit(ds_train, validation_data=ds_val, epochs=cfg.epochs, verbose=2,
+                          callbacks=_callbacks(out, "scratch", cfg.patience))
+    return {"scratch": hist.history}
+
+
+def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path) -> dict:
+    base, model = arch.backbone, arch.model
+    n = model.output_shape[-1]
+    cut = base.get_layer(FINE_TUNE_FROM[cfg.arch]).output
+    stem = keras.Model(base.input, cut, name="stem")
+    top = keras.Model(cut, base.output, name="top")
+    size = arch.img_size
+
+    feats_train, y_train = _cached_views(cfg, arch, stem, train, n)
+    x_val = load_arrays(val, size, desc="val photos")
+    feats_val = stem.predict((x_val.astype(np.float32) - arch.mean) / arch.std, batch_size=64, verbose=0)
+    y_val = _onehot(val, n)
+
+    inputs = keras.Input(cut.shape[1:], name="stem_features")
+    x = top(inputs, training=False)
+    for name in ("embedding", "head_dropout", "probs"):
+        x = model.get_layer(name)(x)
+    trainer = keras.Model(inputs, x, name="top_and_head")
+    fit = dict(x=feats_train, y=y_train, validation_data=(feats_val, y_val), batch_size=cfg.batch_size,
+               shuffle=True, verbose=2)
+
+    top.trainable = False
+    _compile(trainer, cfg.lr, cfg.label_smoothing)
+    h1 = trainer.fit(epochs=cfg.head_epochs, callbacks=_callbacks(out, "head", cfg.patience), **fit)
+
+    top.trainable = True  # batch norm stays in inference mode: `top` is called with training=False
+    steps = math.ceil(len(feats_train) / cfg.batch_size) * cfg.fine_tune_epochs
+    _compile(trainer, keras.optimizers.schedules.CosineDecay(cfg.fine_tune_lr, steps), cfg.label_smoothing)
+    h2 = trainer.fit(epochs=cfg.fine_tune_epochs, callbacks=_callbacks(out, "fine_tune", cfg.patience), **fit)
+    return {"head": h1.history, "fine_tune": h2.history}
+
+
+def _cached_views(cfg, arch, stem: keras.Model, samples: list[Sample], n: int):
+    """``cfg.views`` augmented views of every photo, pushed once through the frozen stem."""
+    from tqdm import tqdm
+
+    size = arch.img_size
+    images = load_arrays(samples, int(size * LOAD_MARGIN), desc="train photos")
+    aug = augmenter(size, cfg.seed)
+    labels = _onehot(samples, n)
+    feats, ys = [], []
+    batch = 64
+    bar = tqdm(total=len(images) * cfg.views, desc="caching augmented views", unit="img")
+    for view in range(cfg.views):
+        for i in range(0, len(images), batch):
+            x = tf.cast(images[i: i + batch], tf.float32)
+            x = aug(x) if view else tf.image.resize(x, (size, size))  # view 0: the whole photo
+            x = (tf.clip_by_value(x, 0.0, 255.0) - arch.mean) / arch.std
+            feats.append(stem(x, training=False).numpy())
+            ys.append(labels[i: i + batch])
+            bar.update(len(x))
+    bar.close()
+    return np.concatenate(feats), np.concatenate(ys)
+
+
+def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, name: str | None = None,
+            quantize: bool = True, min_rejected: float = 0.97) -> "bundles.BundleInfo":
+    """Export the trained model as a bundle and calibrate its rejection threshold on held-out photos.
+
+    The threshold is the lowest that rejects ``min_rejected`` of the calibration negatives (and, with
+    no negatives, keeps the classifier's plain argmax).
+    """
+    import shutil
+
+    from ml import bundle as bundles
+    from ml.evaluate import choose_threshold, rejection_curve, scores
+    from ml.predictor import Predictor
+
+    arch, data_split = result.arch, result.split
+    background = result.classes[-1] == BACKGROUND
+    quantize_with = None
+    if quantize:
+        reps = load_arrays(data_split.train[:: max(1, len(data_split.train) // 96)], arch.img_size)
+        quantize_with = [((reps[i: i + 1].astype(np.float32) - arch.mean) / arch.std) for i in range(len(reps))]
+    info = bundles.export(
+        arch.model, bundle_dir, labels=data_split.classes, arch=cfg.arch, preprocess=arch.preprocess,
+        background=background, name=name, quantize_with=quantize_with,
+        extra={"split": {"seed": cfg.seed, "test_fraction": cfg.test_fraction, "val_fraction": cfg.val_fraction},
+               "trained_on": {"images": len(data_split.train), "background_images": len(result.negatives["train"]),
+                              "seconds": round(result.seconds)}},
+    )
+    shutil.copy(Path(cfg.out) / "history.json", Path(bundle_dir) / "history.json")
+    if result.negatives["val"]:
+        predictor = Predictor(bundle_dir, runtime="litert")
+        known = scores(predictor, data_split.val)
+        labels = np.array([s.label for s in data_split.val])
+        curve = rejection_curve(known, labels, scores(predictor, result.negatives["val"]))
+        threshold = choose_threshold(curve, min_rejected)
+        info = bundles.update(bundle_dir, rejection={
+            "method": "max_prob", "threshold": threshold,
+            "calibration": {"min_rejected": min_rejected, "landmarks": len(labels),
+                            "negatives": len(result.negatives["val"])}})
+    return info
+
+
+def load_finished(cfg: TrainConfig) -> TrainResult:
+    """A finished run from its work directory (for packaging again without retraining)."""
+    out = Path(cfg.out)
+    meta = json.loads((out / "training.json").read_text())
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    p = meta["preprocess"]
+    arch = architectures.Architecture(cfg.arch, model, int(p["size"]), float(p["mean"]), float(p["std"]))
+    history = json.loads((out / "history.json").read_text())
+    return TrainResult(arch, Split.load(out / "split.json"), meta["classes"], history, meta["seconds"], meta["negatives"])

@@ -1,0 +1,88 @@
+"""Bundles load in every runtime with the same answers; the predict CLI keeps its contract."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml import bundle as bundles
+from ml.predictor import BundleError, Predictor
+from ml_samples import encode, pattern, photo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bundle_has_every_part_and_a_content_version(tiny_bundle):
+    info = bundles.read(tiny_bundle)
+    for name in bundles.FILES:
+        assert (tiny_bundle / name).is_file()
+    assert info.labels == ["Alpha_Gate", "Beta_Tower", "Gamma_Bridge"] and info.background
+    assert info.preprocess["size"] == 32 and info.version.startswith("tiny-")
+    changed = bundles.update(tiny_bundle, rejection={"method": "max_prob", "threshold": 0.3})
+    assert changed.version != info.version  # a new threshold is a new version
+    back = bundles.update(tiny_bundle, rejection={"method": "max_prob", "threshold": 0.2})
+    assert back.version == info.version
+
+
+def test_runtimes_agree(tiny_bundle):
+    images = [pattern(i % 2, seed=i) for i in range(7)]
+    results = {rt: Predictor(tiny_bundle, runtime=rt).predict(images) for rt in ("litert", "tensorflow", "keras")}
+    for rt in ("tensorflow", "keras"):
+        for a, b in zip(results["litert"], results[rt]):
+            assert a.top5[0][0] == b.top5[0][0]
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+            assert np.allclose(a.embedding, b.embedding, atol=1e-4)
+
+
+def test_predictions_are_well_formed(tiny_bundle):
+    p = Predictor(tiny_bundle, runtime="litert", max_batch=4)
+    preds = p.predict([pattern(0, seed=i) for i in range(9)])  # crosses batch boundaries
+    assert len(preds) == 9
+    for pred in preds:
+        assert len(pred.top5) == 3 and pred.top5 == sorted(pred.top5, key=lambda kv: -kv[1])
+        assert pred.score == pred.top5[0][1]
+        assert pred.label == (pred.top5[0][0] if pred.score >= 0.2 else None)
+        assert np.linalg.norm(pred.embedding) == pytest.approx(1.0, abs=1e-3)
+        assert set(pred.to_json()) == {"label", "score", "top5"}
+
+
+def test_rejection_threshold_rejects(tiny_bundle, tmp_path):
+    strict = tmp_path / "strict"
+    bundles.make_tiny_bundle(strict, ["A", "B"], threshold=1.01)
+    assert all(p.label is None and len(p.top5) == 2 for p in Predictor(strict).predict([photo(1), photo(2)]))
+
+
+def test_missing_bundle_is_a_bundle_error(tmp_path):
+    with pytest.raises(BundleError, match="not a model bundle"):
+        Predictor(tmp_path)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ml", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_predict_cli_contract(tiny_bundle, tmp_path):
+    good = tmp_path / "good.png"
+    pattern(1, seed=3).save(good)
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("just text")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(encode(photo(size=(300, 200)))[:500])
+    files = [str(good), str(fake), str(empty), str(cut), str(tmp_path / "missing.jpg"), str(good)]
+    result = run_cli("predict", "--bundle", str(tiny_bundle), *files)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in rows] == files
+    assert set(rows[0]) == {"file", "label", "score", "top5"} and rows[0] == rows[5]
+    assert all(len(pair) == 2 for pair in rows[0]["top5"])
+    assert "not an image" in rows[1]["error"] and "empty" in rows[2]["error"]
+    assert "damaged" in rows[3]["error"] and "could not be read" in rows[4]["error"]
+
+
+def test_predict_cli_fails_only_when_the_bundle_cannot_load(tmp_path):
+    result = run_cli("predict", "--bundle", str(tmp_path), str(tmp_path / "x.jpg"))
+    assert result.returncode == 2 and "not a model bundle" in result.stderr
