@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -85,10 +86,16 @@ def pixel_bomb(width=50_000, height=50_000) -> bytes:
 
 
 def sample_photos(per_class: int = 1, classes: int = 3) -> list[tuple[Path | bytes, str | None]]:
-    """Real photos with their class key from ../shared when present, else generated ones (key None)."""
+    """Photos with the label the shipped model must give them.
+
+    Real photos from ../shared when present, else generated ones. The expected label is None (only a
+    finished recognition is checked) for generated photos and when MODEL_BUNDLE names another model.
+    """
     if SHARED_PHOTOS.is_dir():
+        shipped_model = not os.environ.get("MODEL_BUNDLE")
         folders = sorted(p for p in SHARED_PHOTOS.iterdir() if p.is_dir())[:classes]
-        return [(photo, folder.name) for folder in folders for photo in sorted(folder.glob("*.jpg"))[:per_class]]
+        return [(photo, folder.name if shipped_model else None)
+                for folder in folders for photo in sorted(folder.glob("*.jpg"))[:per_class]]
     return [(jpeg_bytes(color=(40 * i, 200 - 30 * i, 90)), None) for i in range(classes * per_class)]
 
 
