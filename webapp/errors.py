@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy.exc import OperationalError
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
@@ -30,7 +31,13 @@ def init_app(app: Flask) -> None:
     def http_error(err: HTTPException):
         return error_response(err.code or 500, err.description or err.name)
 
-    @app.errorhandler(OperationalError)
-    def database_unavailable(_err):
-        app.logger.exception("database unavailable")
+    @app.errorhandler(DatabaseUnavailable)
+    @app.errorhandler(BrokerUnavailable)
+    def service_unavailable(err):
+        app.logger.error("service unavailable: %s", err)
         return error_response(503, _("The service is busy or restarting; please try again in a moment."))
+
+    @app.errorhandler(Exception)
+    def unexpected(err):  # a bug: logged with its traceback, answered in the same shape as other errors
+        app.logger.exception("unhandled error")
+        return error_response(500, _("Something went wrong on our side; please try again."))

@@ -1,5 +1,8 @@
 """The JSON API's shapes and errors, exactly as documented in README.md."""
-from factories import finished_recognition
+import io
+
+from factories import build_app, finished_recognition, jpeg_bytes, make_config
+from webapp import create_app
 
 TOP5 = [["Vinh_Ha_Long", 0.91], ["Trang_An", 0.05], ["Ho_Hoan_Kiem", 0.02], ["Cau_Vang", 0.01], ["Cho_Noi", 0.01]]
 LANDMARK_KEYS = {"slug", "class_key", "name_vi", "name_en", "province", "lat", "lon"}
@@ -62,3 +65,19 @@ def test_wrong_method_is_json_too(client):
 def test_healthz(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}
+
+
+def test_database_down_is_a_clear_503(tmp_path):
+    app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    resp = app.test_client().get("/api/v1/recognitions/abc")
+    assert resp.status_code == 503
+    assert "try again" in resp.get_json()["error"]
+
+
+def test_broker_down_is_a_clear_503(tmp_path):
+    config = make_config(tmp_path)
+    config["CELERY"] = dict(config["CELERY"], broker_url="redis://127.0.0.1:1/0")
+    app = build_app(config)
+    resp = app.test_client().post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")})
+    assert resp.status_code == 503
+    assert "try again" in resp.get_json()["error"]
