@@ -26,11 +26,11 @@ run: catalog
 	PORT=$(PORT) exec $(PY) -m worker.run_local
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --timeout 900
 
 # everything except the slow end-to-end and browser tests
 test-fast: install
-	$(PY) -m pytest tests --ignore=tests/integration
+	$(PY) -m pytest tests --timeout 900 --ignore=tests/integration
 
 translations: install
 	$(VENV)/bin/pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot .

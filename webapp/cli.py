@@ -46,7 +46,8 @@ def import_command(file: Path) -> None:
     if missing:
         raise click.ClickException(f"entries missing slug/names/coordinates: {', '.join(missing)}")
     created, updated = upsert_landmarks(entries)
-    click.echo(f"{len(entries)} landmarks: {created} created, {updated} updated, {len(entries) - created - updated} unchanged")
+    unchanged = len(entries) - created - updated
+    click.echo(f"{len(entries)} landmarks: {created} created, {updated} updated, {unchanged} unchanged")
 
 
 def init_app(app: Flask) -> None:

@@ -58,7 +58,9 @@ def run_recognition(recognition_id: str) -> str | None:
     started = time.perf_counter()
     try:
         decoded = images.decode(
-            original_path(rec), max_pixels=current_app.config["MAX_IMAGE_PIXELS"], allowed_formats=images.UPLOAD_FORMATS
+            original_path(rec),
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            allowed_formats=images.UPLOAD_FORMATS,
         )
     except images.ImageError as err:
         return finish(rec, "failed", error=str(err))

@@ -17,12 +17,16 @@ def test_every_ui_string_is_translated_and_compiled():
     with open(TRANSLATIONS / "messages.mo", "rb") as fh:
         mo = read_mo(fh)
     method_map = [("webapp/**.py", "python"), ("webapp/templates/**.html", "jinja2")]
-    in_code = {msg[2] if isinstance(msg[2], str) else msg[2][0] for msg in extract_from_dir(str(ROOT), method_map)}
-    in_po = {m.id if isinstance(m.id, str) else m.id[0]: m for m in po if m.id}
+    in_code = {singular(msg[2]) for msg in extract_from_dir(str(ROOT), method_map)}
+    in_po = {singular(m.id): singular(m.string) for m in po if m.id}
+    in_mo = {singular(m.id): singular(m.string) for m in mo if m.id}
     assert in_code - set(in_po) == set(), "run `make translations` and translate the new strings"
-    assert [key for key, msg in in_po.items() if not (msg.string if isinstance(msg.string, str) else msg.string[0])] == []
-    assert {m.id if isinstance(m.id, str) else m.id[0]: m.string for m in mo if m.id}.keys() >= in_code, \
-        "messages.mo is stale: run `make translations`"
+    assert [msgid for msgid, text in in_po.items() if not text] == []
+    assert in_mo == in_po, "messages.mo is stale: run `make translations`"
+
+
+def singular(text):
+    return text if isinstance(text, str) else text[0]
 
 
 def test_the_web_process_never_imports_an_ml_runtime():
