@@ -189,3 +189,13 @@ def scan_flat(folder: str) -> list[Sample]:
     if any(p.is_dir() for p in root.iterdir()):
         return scan(root).samples
     return [Sample(str(p), 0) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def subset(dataset: Dataset, classes: list[str]) -> Dataset:
+    """Only ``classes`` (in that order, labels renumbered); e.g. to leave classes out or match a model."""
+    missing = [c for c in classes if c not in dataset.classes]
+    if missing:
+        raise ValueError(f"classes not in the dataset: {', '.join(missing)}")
+    remap = {dataset.classes.index(c): new for new, c in enumerate(classes)}
+    samples = [Sample(s.path, remap[s.label], s.group) for s in dataset.samples if s.label in remap]
+    return Dataset(list(classes), samples, dataset.skipped)

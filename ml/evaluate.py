@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.data import Sample, scan, split, split_negatives
+from ml.data import Sample, scan, split, split_negatives, subset
 from ml.predictor import Predictor
 
 THRESHOLDS = np.round(np.linspace(0.0, 1.0, 201), 3)
@@ -87,13 +87,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, *, negatives: str | N
     """Evaluate on the bundle's own test split of ``data_dir`` (re-derived from its split settings)."""
     predictor = Predictor(bundle_dir, runtime=runtime)
     settings = predictor.info.extra.get("split", {})
-    dataset = scan(data_dir)
-    if dataset.classes != predictor.labels:
-        wanted = set(predictor.labels)
-        dataset.samples = [s for s in dataset.samples if dataset.classes[s.label] in wanted]
-        remap = {i: predictor.labels.index(c) for i, c in enumerate(dataset.classes) if c in wanted}
-        dataset.samples = [Sample(s.path, remap[s.label], s.group) for s in dataset.samples]
-        dataset.classes = predictor.labels
+    dataset = subset(scan(data_dir), predictor.labels)
     test = split(dataset, **{k: settings[k] for k in ("test_fraction", "val_fraction", "seed") if k in settings}).test
     probs = scores(predictor, test, desc="test photos")
     labels = np.array([s.label for s in test])

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from ml import architectures
-from ml.data import Sample, Split, scan, split, split_negatives
+from ml.bundle import BundleInfo
+from ml.data import Sample, Split, scan, split, split_negatives, subset
 from ml.pipeline import LOAD_MARGIN, augmenter, load_arrays, make_dataset
 
 BACKGROUND = "_background"  # the extra class trained on non-landmark photos
@@ -92,10 +93,7 @@ def run(cfg: TrainConfig) -> TrainResult:
 def make_split(cfg: TrainConfig) -> Split:
     dataset = scan(cfg.data)
     if cfg.classes:
-        keep = [dataset.classes.index(c) for c in cfg.classes]
-        remap = {old: new for new, old in enumerate(keep)}
-        dataset.samples = [Sample(s.path, remap[s.label], s.group) for s in dataset.samples if s.label in remap]
-        dataset.classes = list(cfg.classes)
+        dataset = subset(dataset, cfg.classes)
     if cfg.max_per_class:
         kept, seen = [], {}
         for s in dataset.samples:
@@ -199,7 +197,7 @@ def _cached_views(cfg, arch, stem: keras.Model, samples: list[Sample], n: int):
 
 
 def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, name: str | None = None,
-            quantize: bool = True, min_rejected: float = 0.97) -> "bundles.BundleInfo":
+            quantize: bool = True, min_rejected: float = 0.97) -> BundleInfo:
     """Export the trained model as a bundle and calibrate its rejection threshold on held-out photos.
 
     The threshold is the lowest that rejects ``min_rejected`` of the calibration negatives (and, with
