@@ -76,6 +76,7 @@ def main() -> int:
                 time.sleep(0.2)
             if not stopping:
                 worker = start(worker_command(os.environ.get("WORKER_CONCURRENCY", "1")))
+                print(f"* worker restarted (pid {worker.pid})", flush=True)
     print("* stopping web and worker", flush=True)
     stop(worker)
     stop(web)

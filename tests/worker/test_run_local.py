@@ -1,0 +1,66 @@
+"""`make run`'s supervisor: web + worker up, a dead worker is restarted, SIGTERM stops both."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from factories import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(proc, pattern: str, timeout: float = 90) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if match := re.search(pattern, line):
+            return match
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line matching {pattern!r}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), INSTANCE_DIR=str(tmp_path), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "worker.run_local"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        match = wait_for_line(proc, r"\(pid (\d+)\), worker pid (\d+)")
+        web_pid, worker_pid = int(match[1]), int(match[2])
+        body = None
+        for _ in range(120):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body == b'{"status":"ok"}\n'
+
+        os.kill(worker_pid, signal.SIGKILL)
+        new_worker_pid = int(wait_for_line(proc, r"worker restarted \(pid (\d+)\)")[1])
+        assert new_worker_pid != worker_pid and alive(new_worker_pid)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not alive(web_pid) and not alive(new_worker_pid)
+    finally:
+        if proc.poll() is None:  # let the supervisor stop its children
+            proc.terminate()
+            proc.wait(timeout=60)
