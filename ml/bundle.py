@@ -12,7 +12,9 @@ This module reads bundles without TensorFlow; exporting needs it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +115,8 @@ def export(
         samples = list(quantize_with)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([s] for s in samples)
-    (out / "model.tflite").write_bytes(converter.convert())
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+        (out / "model.tflite").write_bytes(converter.convert())
     (out / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     meta = {
         "name": name or arch,

@@ -25,7 +25,7 @@ from ml.pipeline import LOAD_MARGIN, augmenter, load_arrays, make_dataset
 
 BACKGROUND = "_background"  # the extra class trained on non-landmark photos
 # Where the frozen stem ends; everything after is fine-tuned in phase 2.
-FINE_TUNE_FROM = {"mobilenetv2": "block_14_add", "efficientnet_lite0": "block6d_add"}
+FINE_TUNE_FROM = {"mobilenetv2": "block_14_add", "efficientnet_lite0": "add_7"}  # add_7: end of block 6c
 
 
 @dataclass
@@ -42,7 +42,7 @@ class TrainConfig:
     img_size: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
-    fine_tune_lr: float = 3e-4
+    fine_tune_lr: float = 2e-5  # Adam steps are weight-scale free: keep them tiny on pretrained convs
     label_smoothing: float = 0.1
     patience: int = 5
     seed: int = 1337
@@ -149,9 +149,15 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     top = keras.Model(cut, base.output, name="top")
     size = arch.img_size
 
-    feats_train, y_train = _cached_views(cfg, arch, stem, train, n)
-    x_val = load_arrays(val, size, desc="val photos")
-    feats_val = stem.predict((x_val.astype(np.float32) - arch.mean) / arch.std, batch_size=64, verbose=0)
+    cache = out / f"stem-cache-{cfg.views}views.npz"  # resuming skips the costly part
+    if cache.exists():
+        with np.load(cache) as saved:
+            feats_train, y_train, feats_val = saved["train"], saved["y_train"], saved["val"]
+    else:
+        feats_train, y_train = _cached_views(cfg, arch, stem, train, n)
+        x_val = load_arrays(val, size, desc="val photos")
+        feats_val = stem.predict((x_val.astype(np.float32) - arch.mean) / arch.std, batch_size=64, verbose=0)
+        np.savez(cache, train=feats_train, y_train=y_train, val=feats_val)
     y_val = _onehot(val, n)
 
     inputs = keras.Input(cut.shape[1:], name="stem_features")
@@ -167,6 +173,9 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     h1 = trainer.fit(epochs=cfg.head_epochs, callbacks=_callbacks(out, "head", cfg.patience), **fit)
 
     top.trainable = True  # batch norm stays in inference mode: `top` is called with training=False
+    for layer in top.layers:  # ...but Keras 3 lets fit()'s training=True override that, so freeze BN itself
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     steps = math.ceil(len(feats_train) / cfg.batch_size) * cfg.fine_tune_epochs
     _compile(trainer, keras.optimizers.schedules.CosineDecay(cfg.fine_tune_lr, steps), cfg.label_smoothing)
     h2 = trainer.fit(epochs=cfg.fine_tune_epochs, callbacks=_callbacks(out, "fine_tune", cfg.patience), **fit)
