@@ -34,5 +34,5 @@ test-fast: install
 
 translations: install
 	$(VENV)/bin/pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot .
-	$(VENV)/bin/pybabel update -i webapp/translations/messages.pot -d webapp/translations
+	$(VENV)/bin/pybabel update --ignore-obsolete -i webapp/translations/messages.pot -d webapp/translations
 	$(VENV)/bin/pybabel compile -d webapp/translations

@@ -44,7 +44,7 @@ def accept_upload(file: FileStorage | None) -> Recognition:
             allowed_formats=images.UPLOAD_FORMATS,
         )
     except images.ImageError as err:
-        raise UploadError(415, _("This file is not an image we can use: %(reason)s.", reason=err)) from None
+        raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=err)) from None
 
     rec = Recognition(
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
