@@ -191,11 +191,14 @@ def scan_flat(folder: str) -> list[Sample]:
     return [Sample(str(p), 0) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def subset(dataset: Dataset, classes: list[str]) -> Dataset:
-    """Only ``classes`` (in that order, labels renumbered); e.g. to leave classes out or match a model."""
+def subset(dataset: Dataset, classes: list[str], *, allow_missing: bool = False) -> Dataset:
+    """Only ``classes`` (in that order, labels renumbered); e.g. to leave classes out or match a model.
+
+    With ``allow_missing``, classes the dataset lacks stay in the list with no photos.
+    """
     missing = [c for c in classes if c not in dataset.classes]
-    if missing:
+    if missing and not allow_missing:
         raise ValueError(f"classes not in the dataset: {', '.join(missing)}")
-    remap = {dataset.classes.index(c): new for new, c in enumerate(classes)}
+    remap = {dataset.classes.index(c): new for new, c in enumerate(classes) if c not in missing}
     samples = [Sample(s.path, remap[s.label], s.group) for s in dataset.samples if s.label in remap]
     return Dataset(list(classes), samples, dataset.skipped)

@@ -87,7 +87,7 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, *, negatives: str | N
     """Evaluate on the bundle's own test split of ``data_dir`` (re-derived from its split settings)."""
     predictor = Predictor(bundle_dir, runtime=runtime)
     settings = predictor.info.extra.get("split", {})
-    dataset = subset(scan(data_dir), predictor.labels)
+    dataset = subset(scan(data_dir), predictor.labels, allow_missing=True)
     test = split(dataset, **{k: settings[k] for k in ("test_fraction", "val_fraction", "seed") if k in settings}).test
     probs = scores(predictor, test, desc="test photos")
     labels = np.array([s.label for s in test])

@@ -48,7 +48,6 @@ def efficientnet_lite0(num_classes: int, img_size: int, weights: str | None = No
 def _lite0_random(img_size: int) -> keras.Model:
     """Untrained EfficientNet-B0 topology without squeeze-excite, for tests and from-scratch runs."""
     base = keras.applications.EfficientNetB0(
-        input_shape=(img_size, img_size, 3), include_top=False, pooling="avg", weights=None,
-        include_preprocessing=False,
+        input_shape=(img_size, img_size, 3), include_top=False, pooling="avg", weights=None
     )
     return keras.Model(base.input, base.output, name="backbone")
