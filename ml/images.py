@@ -34,6 +34,10 @@ class ImageError(ValueError):
     """The input is not a usable image; ``str(err)`` is a clear reason."""
 
 
+class ImageTooLarge(ImageError):
+    """More pixels than allowed (including decompression bombs): a bad request, not a bad format."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     image: Image.Image  # RGB, EXIF orientation applied
@@ -60,7 +64,7 @@ def decode(
             fmt = (img.format or "").upper()
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageError(
+                raise ImageTooLarge(
                     f"the image is too large ({width}×{height} pixels; the limit is {max_pixels:,} pixels)"
                 )
             if allowed_formats is not None and fmt not in allowed_formats:
@@ -74,7 +78,7 @@ def decode(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"the image is too large (over {max_pixels:,} pixels)") from None
+        raise ImageTooLarge(f"the image is too large (over {max_pixels:,} pixels)") from None
     except UnidentifiedImageError:
         raise ImageError("the file is not an image we can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated / corrupt data

@@ -6,6 +6,7 @@ status and a message fit to show the visitor.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from pathlib import Path
 
@@ -43,8 +44,10 @@ def accept_upload(file: FileStorage | None) -> Recognition:
             max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
             allowed_formats=images.UPLOAD_FORMATS,
         )
+    except images.ImageTooLarge as err:  # a decompression bomb or a huge scan: the request is at fault
+        raise UploadError(400, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
     except images.ImageError as err:
-        raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=err)) from None
+        raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
 
     rec = Recognition(
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
@@ -58,6 +61,18 @@ def accept_upload(file: FileStorage | None) -> Recognition:
     db.session.commit()
     current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
     return rec
+
+
+def visitor_reason(err: images.ImageError) -> str:
+    """The decoder's reason without the decoder's details, which may quote bytes from the file.
+
+    Pixel counts are ours to show; anything else in parentheses (a Pillow message) is dropped,
+    so nothing the visitor sent is ever echoed back.
+    """
+    text = str(err)
+    if isinstance(err, images.ImageTooLarge):
+        return text
+    return re.sub(r"\s*\(.*\)\s*$", "", text, flags=re.S)
 
 
 def upload_dir() -> Path:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, utcnow
-from webapp.uploads import original_path
+from webapp.uploads import original_path, visitor_reason
 from worker.model import get_predictor
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def run_recognition(recognition_id: str) -> str | None:
             allowed_formats=images.UPLOAD_FORMATS,
         )
     except images.ImageError as err:
-        return finish(rec, "failed", error=str(err))
+        return finish(rec, "failed", error=visitor_reason(err))
     decoded_at = time.perf_counter()
     predictor = get_predictor()
     prediction = predictor.predict([decoded.image])[0]

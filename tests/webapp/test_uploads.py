@@ -12,7 +12,7 @@ BAD_FILES = {
     "empty": (b"", 400, "The file is empty"),
     "text renamed .jpg": (b"hello, I am not a photo\n" * 20, 415, "not an image"),
     "truncated jpeg": (truncated_jpeg(), 415, "damaged or incomplete"),
-    "pixel bomb": (pixel_bomb(), 415, "image"),
+    "pixel bomb": (pixel_bomb(), 400, "too large"),
 }
 
 
