@@ -22,8 +22,9 @@ migrate: install
 catalog: migrate
 	$(FLASK) landmarks import $(CATALOG)
 
+# plain http on 127.0.0.1: session cookies cannot be Secure here (production serves https)
 run: catalog
-	PORT=$(PORT) exec $(PY) -m worker.run_local
+	PORT=$(PORT) SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} exec $(PY) -m worker.run_local
 
 test: install
 	$(PY) -m pytest tests --timeout 900

@@ -26,6 +26,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
 class Config:
     """Production-ready defaults; every attribute can be overridden from the environment."""
 
@@ -53,5 +58,14 @@ class Config:
         }
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # survive database restarts
         self.WTF_CSRF_TIME_LIMIT = None  # a visitor may leave the page open for hours
+        # --- security (webapp/security.py) ---
+        self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "memory://")  # redis://… shared by all web processes
+        self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
+        self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
+        self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LANGUAGES = ("vi", "en")

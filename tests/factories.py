@@ -36,6 +36,7 @@ def make_config(tmp_path: Path, **overrides) -> dict:
         "UPLOAD_DIR": str(tmp_path / "uploads"),
         "CELERY": celery,
         "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,  # tests/webapp/test_security.py turns it on
     }
     config.update(overrides)
     return config

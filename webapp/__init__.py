@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from config import INSTANCE_DIR, Config
-from webapp import cli, errors, geo
+from webapp import cli, errors, geo, security
 from webapp.celery_app import celery_init_app
 from webapp.extensions import babel, csrf, db, migrate
 from webapp.i18n import current_language, select_locale
@@ -47,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     errors.init_app(app)
+    security.init_app(app)  # headers and rate limits (after the views it wraps, after the generic handlers)
     geo.init_app(app)  # map helpers for the _map.html macro
     cli.init_app(app)
     return app

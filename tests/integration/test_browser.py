@@ -33,6 +33,9 @@ def test_upload_a_photo_and_see_the_landmark(embedded_stack, live_url, tmp_path)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(locale="en-US")
+        console = []  # Chromium reports Content-Security-Policy violations on the console
+        page.on("console", lambda msg: console.append(msg.text))
+        page.on("pageerror", lambda err: console.append(str(err)))
         page.goto(live_url + "/")
         expect(page.locator("h1")).to_have_text("Which landmark is this?")
         page.set_input_files("#image", str(photo))
@@ -43,7 +46,11 @@ def test_upload_a_photo_and_see_the_landmark(embedded_stack, live_url, tmp_path)
         if class_key:
             expect(name).to_have_text(_english_name(embedded_stack, class_key))
         page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
+        page.goto(live_url + "/landmarks")  # the map page: Leaflet and the SVG fallback under the CSP
+        expect(page.locator(".vn-map").first).to_be_visible()
         browser.close()
+    violations = [text for text in console if "Content Security Policy" in text or "Refused to" in text]
+    assert not violations, violations
 
 
 def _english_name(stack, class_key: str) -> str:

@@ -1,0 +1,78 @@
+"""Security headers on every response and rate limits per client on uploads and the API.
+
+The Content-Security-Policy allows no inline scripts or styles: every script is a static file
+and page data travels in ``data-*`` attributes or ``<script type="application/json">`` blocks.
+Map tiles are the only outside resource.
+"""
+from __future__ import annotations
+
+from flask import Flask, Response
+from flask_babel import gettext as _
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: https://tile.openstreetmap.org",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for old browsers
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition")
+API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks")
+
+
+def too_many_uploads() -> str:
+    return _("Too many uploads from your address; please wait a minute and try again.")
+
+
+def too_many_requests() -> str:
+    return _("Too many requests; please slow down and try again shortly.")
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    init_rate_limits(app)
+
+
+def init_rate_limits(app: Flask) -> Limiter:
+    """One limiter per app (settings differ between test apps), wrapped around the views it limits.
+
+    Uploads through the page and the API share one budget per client (``UPLOAD_RATE_LIMIT``);
+    API reads, including the result page's polling, have ``API_RATE_LIMIT``. Counters live in
+    ``RATELIMIT_STORAGE_URI``: memory by default (per web process), Redis in production.
+    """
+    limiter = Limiter(get_remote_address, app=app)
+    app.extensions["limiter"] = limiter
+    uploads = limiter.shared_limit(lambda: app.config["UPLOAD_RATE_LIMIT"], scope="upload",
+                                   error_message=too_many_uploads)
+    reads = limiter.limit(lambda: app.config["API_RATE_LIMIT"], error_message=too_many_requests)
+    for endpoint in UPLOAD_ENDPOINTS:
+        app.view_functions[endpoint] = uploads(app.view_functions[endpoint])
+    for endpoint in API_READ_ENDPOINTS:
+        app.view_functions[endpoint] = reads(app.view_functions[endpoint])
+
+    from webapp.errors import error_response
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(err: RateLimitExceeded):
+        return error_response(429, err.description)
+
+    return limiter
