@@ -46,13 +46,28 @@ class Config:
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)
+        # --- nothing lost, nothing kept too long (webapp/maintenance.py) ---
+        self.RECOGNITION_TIMEOUT_S = env_int("RECOGNITION_TIMEOUT_S", 600)  # queued/running longer: stuck
+        self.SWEEP_MAX_REQUEUES = env_int("SWEEP_MAX_REQUEUES", 3)  # then it ends failed, with a reason
+        self.SWEEP_INTERVAL_S = env_int("SWEEP_INTERVAL_S", 60)
+        self.RETENTION_DAYS = env_int("RETENTION_DAYS", 30)  # 0 keeps uploads forever
+        self.PURGE_INTERVAL_S = env_int("PURGE_INTERVAL_S", 3600)
         self.CELERY = {
             "broker_url": env("CELERY_BROKER_URL", f"sqla+sqlite:///{INSTANCE_DIR / 'broker.sqlite'}"),
             "task_ignore_result": True,  # the database is the source of truth, not a result backend
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            "task_routes": {"worker.tasks.*": {"queue": "inference"}},
+            "task_routes": {  # exact names first, then patterns
+                "worker.tasks.sweep": {"queue": "maintenance"},
+                "worker.tasks.purge": {"queue": "maintenance"},
+                "worker.tasks.*": {"queue": "inference"},
+            },
+            "beat_schedule": {
+                "sweep-stuck-recognitions": {"task": "worker.tasks.sweep", "schedule": float(self.SWEEP_INTERVAL_S)},
+                "purge-old-uploads": {"task": "worker.tasks.purge", "schedule": float(self.PURGE_INTERVAL_S)},
+            },
+            "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
         }

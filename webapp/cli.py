@@ -14,6 +14,7 @@ from webapp.models import Landmark
 FIELDS = ("class_key", "name_vi", "name_en", "province", "lat", "lon", "description_vi", "description_en")
 REQUIRED = ("slug", "name_vi", "name_en", "lat", "lon")
 landmarks_cli = AppGroup("landmarks", help="Manage the landmark catalog.")
+ops_cli = AppGroup("ops", help="Operations: sweep stuck recognitions, purge old uploads.")
 
 
 def upsert_landmarks(entries: list[dict]) -> tuple[int, int]:
@@ -50,5 +51,24 @@ def import_command(file: Path) -> None:
     click.echo(f"{len(entries)} landmarks: {created} created, {updated} updated, {unchanged} unchanged")
 
 
+@ops_cli.command("sweep")
+def sweep_command() -> None:
+    """Re-enqueue recognitions stuck past RECOGNITION_TIMEOUT_S; fail those out of tries."""
+    from webapp import maintenance
+
+    result = maintenance.sweep()
+    click.echo(f"{result['requeued']} re-enqueued, {result['failed']} failed after too many tries")
+
+
+@ops_cli.command("purge")
+def purge_command() -> None:
+    """Delete uploads (photos and results) older than RETENTION_DAYS."""
+    from webapp import maintenance
+
+    result = maintenance.purge()
+    click.echo(f"{result['deleted']} recognitions and {result['files']} stray files deleted")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(landmarks_cli)
+    app.cli.add_command(ops_cli)

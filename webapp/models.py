@@ -70,13 +70,43 @@ class Recognition(db.Model):
     error = db.Column(db.Text, nullable=True)
     decode_ms = db.Column(db.Float, nullable=True)
     inference_ms = db.Column(db.Float, nullable=True)
-    attempts = db.Column(db.Integer, nullable=False, default=0)
-    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    attempts = db.Column(db.Integer, nullable=False, default=0)  # times a worker started it
+    requeues = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # times the sweeper re-sent it
+    delete_token_hash = db.Column(db.String(64), nullable=True)  # sha256 of the uploader's capability token
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    enqueued_at = db.Column(db.DateTime(timezone=True), nullable=True)  # last time a message was sent
     started_at = db.Column(db.DateTime(timezone=True), nullable=True)
     finished_at = db.Column(db.DateTime(timezone=True), nullable=True)
 
     landmark = db.relationship(Landmark, lazy="joined")
+    delete_token = None  # not stored: the uploader's token (str), set by accept_upload only
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+def claim(recognition_id: str) -> bool:
+    """Mark a queued (or stuck running) recognition ``running``; False if it is finished or gone."""
+    claimed = db.session.execute(
+        db.update(Recognition)
+        .where(Recognition.id == recognition_id, Recognition.status.not_in(FINISHED))
+        .values(status="running", started_at=utcnow(), attempts=Recognition.attempts + 1)
+    ).rowcount
+    db.session.commit()
+    return bool(claimed)
+
+
+def finish_once(recognition_id: str, status: str, **values) -> bool:
+    """Write a recognition's outcome unless one is already written: a result is written once.
+
+    A conditional UPDATE, so two workers that ran the same recognition (a redelivered message,
+    the sweeper's re-enqueue) cannot both write; the later one changes nothing.
+    """
+    written = db.session.execute(
+        db.update(Recognition)
+        .where(Recognition.id == recognition_id, Recognition.status.not_in(FINISHED))
+        .values(status=status, finished_at=utcnow(), **values)
+    ).rowcount
+    db.session.commit()
+    return bool(written)

@@ -6,6 +6,7 @@ status and a message fit to show the visitor.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from pathlib import Path
@@ -16,7 +17,7 @@ from werkzeug.datastructures import FileStorage
 
 from ml import images
 from webapp.extensions import db
-from webapp.models import Recognition
+from webapp.models import Recognition, utcnow
 
 RECOGNIZE_TASK = "worker.tasks.recognize"  # enqueued by name: the web never imports the worker
 
@@ -49,18 +50,58 @@ def accept_upload(file: FileStorage | None) -> Recognition:
     except images.ImageError as err:
         raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
 
+    token = secrets.token_urlsafe(24)  # the uploader's capability to delete it; only its hash is stored
     rec = Recognition(
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
         sha256=hashlib.sha256(data).hexdigest(),
         image_format=decoded.format,
+        delete_token_hash=token_hash(token),
+        enqueued_at=utcnow(),
     )
     folder = upload_dir()
     (folder / f"{rec.stored_name}.orig").write_bytes(data)  # what the worker decodes
     (folder / f"{rec.stored_name}.jpg").write_bytes(images.reencode_jpeg(decoded.image, max_side=1280))
-    db.session.add(rec)
-    db.session.commit()
-    current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
+    try:
+        db.session.add(rec)
+        db.session.commit()
+    except Exception:  # the database is down: nothing was accepted, keep nothing (→ 503)
+        db.session.rollback()
+        remove_files(rec)
+        raise
+    try:
+        current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
+    except Exception:  # the broker is down even after kombu's retries: undo, so a 503 means "not accepted"
+        try:
+            discard(rec)
+        except Exception:  # the database went too: the sweeper sends it later, still nothing lost
+            current_app.logger.exception("could not withdraw recognition %s", rec.id)
+        raise
+    rec.delete_token = token
     return rec
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def may_delete(rec: Recognition, token: str | None) -> bool:
+    return bool(token and rec.delete_token_hash) and hmac.compare_digest(token_hash(token), rec.delete_token_hash)
+
+
+def discard(rec: Recognition) -> None:
+    """Delete a recognition: its files, then its row (the uploader's wish, or the retention period)."""
+    remove_files(rec)
+    try:
+        db.session.delete(rec)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def remove_files(rec: Recognition) -> None:
+    original_path(rec).unlink(missing_ok=True)
+    display_path(rec).unlink(missing_ok=True)
 
 
 def visitor_reason(err: images.ImageError) -> str:

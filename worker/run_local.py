@@ -1,7 +1,7 @@
 """``make run``: the web server and one Celery worker on this machine, supervised.
 
-Starts gunicorn on 127.0.0.1:$PORT (default 5000) and a worker on the ``inference``
-queue, restarts the worker whenever it dies, and stops both on Ctrl-C or SIGTERM.
+Starts gunicorn on 127.0.0.1:$PORT (default 5000) and a worker on the ``inference`` and
+``maintenance`` queues with Celery beat embedded (the sweeper and the purge), restarts the worker whenever it dies, and stops both on Ctrl-C or SIGTERM.
 Each child runs in its own session, so a Ctrl-C reaches only this supervisor, which
 then shuts the children down in order (warm shutdown: a running task finishes).
 """
@@ -22,7 +22,8 @@ def web_command(port: str) -> list[str]:
 
 
 def worker_command(concurrency: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference",
+    # -B: this one worker also runs beat (the sweeper and the purge, on the maintenance queue)
+    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference,maintenance", "-B",
             "--concurrency", concurrency, "--loglevel", "INFO"]
 
 

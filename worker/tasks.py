@@ -10,7 +10,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ml import images
 from webapp.extensions import db
-from webapp.models import Landmark, Recognition, utcnow
+from webapp import maintenance
+from webapp.models import Landmark, Recognition, claim, finish_once
 from webapp.uploads import original_path, visitor_reason
 from worker.model import get_predictor
 
@@ -50,10 +51,8 @@ def run_recognition(recognition_id: str) -> str | None:
     if rec is None:
         log.warning("recognition %s does not exist", recognition_id)
         return None
-    if rec.finished:  # a redelivered message: the result is already written once
-        return rec.status
-    rec.status, rec.started_at, rec.attempts = "running", utcnow(), rec.attempts + 1
-    db.session.commit()
+    if rec.finished or not claim(recognition_id):  # a redelivered message: the result is already written
+        return current_status(recognition_id)
 
     started = time.perf_counter()
     try:
@@ -63,37 +62,58 @@ def run_recognition(recognition_id: str) -> str | None:
             allowed_formats=images.UPLOAD_FORMATS,
         )
     except images.ImageError as err:
-        return finish(rec, "failed", error=visitor_reason(err))
+        return finish(recognition_id, "failed", error=visitor_reason(err))
     decoded_at = time.perf_counter()
     predictor = get_predictor()
     prediction = predictor.predict([decoded.image])[0]
-    rec.decode_ms = (decoded_at - started) * 1000
-    rec.inference_ms = (time.perf_counter() - decoded_at) * 1000
-    rec.label = prediction.label
-    rec.confidence = float(prediction.score)
-    rec.top5 = [[key, float(prob)] for key, prob in prediction.top5]
-    rec.model_version = predictor.version
-    rec.landmark = (
+    landmark = (
         db.session.scalars(db.select(Landmark).filter_by(class_key=prediction.label)).first()
         if prediction.label
         else None
     )
-    return finish(rec, "done")
+    return finish(
+        recognition_id,
+        "done",
+        label=prediction.label,
+        confidence=float(prediction.score),
+        top5=[[key, float(prob)] for key, prob in prediction.top5],
+        model_version=predictor.version,
+        landmark_id=landmark.id if landmark else None,
+        decode_ms=(decoded_at - started) * 1000,
+        inference_ms=(time.perf_counter() - decoded_at) * 1000,
+    )
 
 
-def finish(rec: Recognition, status: str, error: str | None = None) -> str:
-    rec.status, rec.error, rec.finished_at = status, error, utcnow()
-    db.session.commit()
-    log.info("recognition %s %s: label=%s confidence=%s", rec.id, status, rec.label, rec.confidence)
+def finish(recognition_id: str, status: str, **values) -> str | None:
+    if not finish_once(recognition_id, status, **values):
+        log.info("recognition %s already finished; this run's result is dropped", recognition_id)
+        return current_status(recognition_id)
+    log.info("recognition %s %s: label=%s confidence=%s", recognition_id, status, values.get("label"),
+             values.get("confidence"))
     return status
+
+
+def current_status(recognition_id: str) -> str | None:
+    db.session.expire_all()
+    rec = db.session.get(Recognition, recognition_id)
+    return rec.status if rec else None
 
 
 def mark_failed(recognition_id: str, error: str) -> None:
     try:
-        rec = db.session.get(Recognition, recognition_id)
-        if rec is not None and not rec.finished:
-            finish(rec, "failed", error=error)
-    except Exception:  # the database itself is gone: the sweeper (issue 6) will find the row
+        finish(recognition_id, "failed", error=error)
+    except Exception:  # the database itself is gone: the sweeper will find the row
         db.session.rollback()
         log.exception("could not mark recognition %s failed", recognition_id)
 
+
+@shared_task(name="worker.tasks.sweep")
+def sweep() -> dict:
+    """Re-enqueue recognitions stuck in queued/running; fail them after SWEEP_MAX_REQUEUES (beat, maintenance)."""
+    return maintenance.sweep()
+
+
+@shared_task(name="worker.tasks.purge")
+def purge() -> dict:
+    """Delete uploads older than RETENTION_DAYS (beat, maintenance queue)."""
+    return maintenance.purge()

@@ -7,7 +7,7 @@ from webapp.errors import error_response
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition
 from webapp.serializers import landmark_json, recognition_json, status_url
-from webapp.uploads import UploadError, accept_upload
+from webapp.uploads import UploadError, accept_upload, discard, may_delete
 
 bp = Blueprint("api", __name__)
 
@@ -18,7 +18,7 @@ def create_recognition():
         rec = accept_upload(request.files.get("image"))
     except UploadError as err:
         return error_response(err.status, err.message)
-    body = {"id": rec.id, "status": rec.status, "status_url": status_url(rec)}
+    body = {"id": rec.id, "status": rec.status, "status_url": status_url(rec), "delete_token": rec.delete_token}
     return jsonify(body), 202, {"Location": status_url(rec)}
 
 
@@ -28,6 +28,18 @@ def get_recognition(rec_id: str):
     if rec is None:
         return error_response(404, "no recognition with this id")
     return jsonify(recognition_json(rec))
+
+
+@bp.delete("/api/v1/recognitions/<rec_id>")
+def delete_recognition(rec_id: str):
+    """The uploader deletes the photo and its result with the ``delete_token`` of the upload's answer."""
+    rec = db.session.get(Recognition, rec_id)
+    if rec is None:
+        return error_response(404, "no recognition with this id")
+    if not may_delete(rec, request.headers.get("X-Delete-Token")):
+        return error_response(403, "the X-Delete-Token header does not match this recognition")
+    discard(rec)
+    return "", 204
 
 
 @bp.get("/api/v1/landmarks")

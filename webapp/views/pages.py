@@ -5,6 +5,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -14,13 +15,16 @@ from flask import (
     url_for,
 )
 
+from flask_babel import gettext as _
+
 from webapp.errors import error_response, wants_json
 from webapp.extensions import db
 from webapp.models import Recognition
 from webapp.serializers import alternatives, status_url
-from webapp.uploads import UploadError, accept_upload, display_path
+from webapp.uploads import UploadError, accept_upload, discard, display_path, may_delete
 
 bp = Blueprint("pages", __name__)
+KEEP_DELETE_TOKENS = 20  # the uploader's latest uploads stay deletable from this browser (cookie size)
 
 
 @bp.get("/")
@@ -36,6 +40,7 @@ def upload():
         if wants_json():
             return error_response(err.status, err.message)
         return render_template("index.html", error=err.message), err.status
+    remember_delete_token(rec.id, rec.delete_token)
     result_url = url_for("pages.result", rec_id=rec.id)
     if wants_json():  # the upload script with its progress bar
         return jsonify(id=rec.id, status=rec.status, status_url=status_url(rec), result_url=result_url), 202
@@ -45,9 +50,39 @@ def upload():
 @bp.get("/r/<rec_id>")
 def result(rec_id: str):
     rec = db.get_or_404(Recognition, rec_id)
+    token = session.get("delete_tokens", {}).get(rec.id)  # only the uploader's browser has it
+    delete_url = url_for("pages.confirm_delete", rec_id=rec.id, token=token) if token else None
     return render_template(
-        "result.html", rec=rec, alternatives=alternatives(rec), status_url=status_url(rec)
+        "result.html", rec=rec, alternatives=alternatives(rec), status_url=status_url(rec), delete_url=delete_url
     )
+
+
+@bp.get("/r/<rec_id>/delete")
+def confirm_delete(rec_id: str):
+    """The capability link: whoever holds the token may delete the upload (after confirming, with CSRF)."""
+    rec = db.get_or_404(Recognition, rec_id)
+    token = request.args.get("token", "")
+    if not may_delete(rec, token):
+        abort(403, _("This link cannot delete this photo."))
+    return render_template("delete.html", rec=rec, token=token)
+
+
+@bp.post("/r/<rec_id>/delete")
+def delete(rec_id: str):
+    rec = db.get_or_404(Recognition, rec_id)
+    if not may_delete(rec, request.form.get("token")):
+        abort(403, _("This link cannot delete this photo."))
+    discard(rec)
+    tokens = session.get("delete_tokens", {})
+    if rec_id in tokens:
+        session["delete_tokens"] = {k: v for k, v in tokens.items() if k != rec_id}
+    flash(_("Your photo and its result have been deleted."))
+    return redirect(url_for("pages.index"), code=303)
+
+
+def remember_delete_token(rec_id: str, token: str) -> None:
+    tokens = dict(session.get("delete_tokens", {}), **{rec_id: token})
+    session["delete_tokens"] = dict(list(tokens.items())[-KEEP_DELETE_TOKENS:])
 
 
 @bp.get("/r/<rec_id>/photo")

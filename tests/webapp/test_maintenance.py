@@ -1,0 +1,102 @@
+"""The sweeper (stuck recognitions are sent again, then failed), the purge, and `flask ops`."""
+import io
+from datetime import timedelta
+from pathlib import Path
+
+from factories import build_app, jpeg_bytes, make_config
+from webapp import maintenance
+from webapp.extensions import db
+from webapp.models import Recognition, finish_once, utcnow
+
+
+def upload(client) -> str:
+    resp = client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")})
+    assert resp.status_code == 202
+    return resp.get_json()["id"]
+
+
+def queued_messages(app) -> list[str]:
+    ids = []
+    with app.extensions["celery"].connection_for_read() as conn:
+        queue = conn.SimpleQueue("inference")
+        while True:
+            try:
+                message = queue.get(timeout=0.5)
+            except queue.Empty:
+                return ids
+            ids.append(message.payload[0][0])
+            message.ack()
+
+
+def test_stuck_recognitions_are_sent_again_then_failed_with_a_reason(tmp_path):
+    app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=60, SWEEP_MAX_REQUEUES=2))
+    client = app.test_client()
+    stuck, running, fresh, done = (upload(client) for _ in range(4))
+    assert len(queued_messages(app)) == 4
+    with app.app_context():
+        long_ago = utcnow() - timedelta(minutes=5)
+        for rec_id in (stuck, running, done):
+            db.session.get(Recognition, rec_id).enqueued_at = long_ago
+        db.session.get(Recognition, running).status = "running"  # its worker was killed
+        db.session.commit()
+        finish_once(done, "done", label=None)
+
+        assert maintenance.sweep() == {"requeued": 2, "failed": 0}
+        assert sorted(queued_messages(app)) == sorted([stuck, running])
+        assert maintenance.sweep() == {"requeued": 0, "failed": 0}  # just sent: not stuck yet
+        assert db.session.get(Recognition, fresh).requeues == 0  # young enough, left alone
+        finish_once(fresh, "done", label=None)
+
+        later = utcnow() + timedelta(minutes=2)
+        assert maintenance.sweep(now=later) == {"requeued": 2, "failed": 0}
+        assert maintenance.sweep(now=later + timedelta(minutes=2)) == {"requeued": 0, "failed": 2}
+        db.session.expire_all()
+        for rec_id in (stuck, running):
+            rec = db.session.get(Recognition, rec_id)
+            assert rec.status == "failed" and "did not finish" in rec.error and rec.requeues == 2
+        assert db.session.get(Recognition, done).status == "done"
+
+
+def test_a_result_is_written_once(app, client):
+    rec_id = upload(client)
+    with app.app_context():
+        assert finish_once(rec_id, "done", label="Vinh_Ha_Long", confidence=0.9)
+        assert not finish_once(rec_id, "failed", error="late duplicate")
+        rec = db.session.get(Recognition, rec_id)
+        assert (rec.status, rec.label, rec.error) == ("done", "Vinh_Ha_Long", None)
+
+
+def test_purge_deletes_uploads_older_than_the_retention_period(tmp_path):
+    app = build_app(make_config(tmp_path, RETENTION_DAYS=7))
+    client = app.test_client()
+    old, new = upload(client), upload(client)
+    folder = Path(app.config["UPLOAD_DIR"])
+    with app.app_context():
+        db.session.get(Recognition, old).created_at = utcnow() - timedelta(days=8)
+        db.session.commit()
+        old_files = {f"{db.session.get(Recognition, old).stored_name}{ext}" for ext in (".orig", ".jpg")}
+        assert maintenance.purge() == {"deleted": 1, "files": 0}
+        assert db.session.get(Recognition, old) is None
+        assert db.session.get(Recognition, new) is not None
+    assert not old_files & {p.name for p in folder.iterdir()}
+    assert len(list(folder.iterdir())) == 2
+    assert client.get(f"/api/v1/recognitions/{old}").status_code == 404
+
+
+def test_ops_commands(tmp_path):
+    app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=0))
+    upload(app.test_client())
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ops", "sweep"])
+    assert result.exit_code == 0 and "1 re-enqueued, 0 failed" in result.output
+    result = runner.invoke(args=["ops", "purge"])
+    assert result.exit_code == 0 and "0 recognitions and 0 stray files deleted" in result.output
+
+
+def test_maintenance_tasks_go_to_their_own_queue_and_beat_schedules_them(app):
+    celery = app.extensions["celery"]
+    assert celery.amqp.router.route({}, "worker.tasks.sweep")["queue"].name == "maintenance"
+    assert celery.amqp.router.route({}, "worker.tasks.purge")["queue"].name == "maintenance"
+    assert celery.amqp.router.route({}, "worker.tasks.recognize")["queue"].name == "inference"
+    tasks = {entry["task"] for entry in celery.conf.beat_schedule.values()}
+    assert tasks == {"worker.tasks.sweep", "worker.tasks.purge"}

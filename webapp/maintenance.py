@@ -1,0 +1,82 @@
+"""Keeping the promise that nothing is lost, and that nothing is kept too long.
+
+``sweep`` finds recognitions stuck in ``queued`` or ``running`` (a message lost with a broker
+restart, a worker killed mid-task) and sends them again; after ``SWEEP_MAX_REQUEUES`` tries they end
+``failed`` with a reason. ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
+beat tasks on the ``maintenance`` queue (``worker.tasks.sweep`` / ``purge``) and by hand as
+``flask ops sweep`` / ``flask ops purge``. The web side only: tasks are sent by name.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func
+
+from webapp.extensions import db
+from webapp.models import Recognition, finish_once, utcnow
+from webapp.uploads import RECOGNIZE_TASK, remove_files, upload_dir
+
+log = logging.getLogger(__name__)
+SWEEP_BATCH = 500
+GAVE_UP = "the recogniser did not finish this photo in time; please try again"
+
+
+def sweep(now: datetime | None = None) -> dict:
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["RECOGNITION_TIMEOUT_S"])
+    max_requeues = current_app.config["SWEEP_MAX_REQUEUES"]
+    stuck = db.session.scalars(
+        db.select(Recognition)
+        .where(Recognition.status.in_(("queued", "running")),
+               func.coalesce(Recognition.enqueued_at, Recognition.created_at) < cutoff)
+        .order_by(Recognition.created_at)
+        .limit(SWEEP_BATCH)
+    ).all()
+    requeued, failed = [], []
+    for rec in stuck:
+        if rec.requeues >= max_requeues:
+            if finish_once(rec.id, "failed", error=GAVE_UP):
+                failed.append(rec.id)
+            continue
+        rec.requeues += 1
+        rec.enqueued_at = now
+        requeued.append(rec.id)
+    db.session.commit()  # recorded before sending: a crash here loses nothing, the next sweep resends
+    celery = current_app.extensions["celery"]
+    for rec_id in requeued:
+        celery.send_task(RECOGNIZE_TASK, args=[rec_id])
+    if requeued or failed:
+        log.warning("sweep: re-enqueued %d stuck recognitions, failed %d after %d tries",
+                    len(requeued), len(failed), max_requeues)
+    return {"requeued": len(requeued), "failed": len(failed)}
+
+
+def purge(now: datetime | None = None) -> dict:
+    """Delete recognitions (rows and files) older than RETENTION_DAYS, and any older stray file."""
+    days = current_app.config["RETENTION_DAYS"]
+    if days <= 0:
+        return {"deleted": 0, "files": 0}
+    now = now or utcnow()
+    cutoff = now - timedelta(days=days)
+    deleted = 0
+    while True:
+        old = db.session.scalars(
+            db.select(Recognition).where(Recognition.created_at < cutoff).limit(SWEEP_BATCH)
+        ).all()
+        if not old:
+            break
+        for rec in old:
+            remove_files(rec)
+            db.session.delete(rec)
+        db.session.commit()
+        deleted += len(old)
+    stray = 0  # files whose row never got written (an upload refused while the database was down)
+    for path in upload_dir().iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff.timestamp():
+            path.unlink(missing_ok=True)
+            stray += 1
+    if deleted or stray:
+        log.info("purge: deleted %d recognitions and %d stray files older than %d days", deleted, stray, days)
+    return {"deleted": deleted, "files": stray}
