@@ -7,6 +7,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from webapp.extensions import db
+
 
 def wants_json() -> bool:
     return (
@@ -23,6 +25,15 @@ def error_response(status: int, message: str):
 
 
 def init_app(app: Flask) -> None:
+    @app.teardown_appcontext  # registered after Flask-SQLAlchemy's, so it runs before it
+    def drop_broken_session(_exc) -> None:
+        """A database that went away mid-request must not turn the end of the request into a crash."""
+        try:
+            db.session.remove()
+        except Exception:  # the rollback on a dead connection failed: the connection is already invalidated
+            app.logger.warning("database session could not be closed cleanly; discarded it", exc_info=True)
+            db.session.registry.clear()
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_err):
         return error_response(413, _("The file is larger than %(mb)s MB.", mb=app.config["MAX_UPLOAD_MB"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,12 +18,13 @@ from factories import CATALOG_FILE, ROOT, build_app, make_config
 
 
 class Stack:
-    def __init__(self, tmp: Path, db_url: str | None = None, broker_url: str | None = None):
+    def __init__(self, tmp: Path, db_url: str | None = None, broker_url: str | None = None, **overrides):
         self.tmp = tmp
         self.db_url = database_url(db_url) if db_url else f"sqlite:///{tmp / 'app.sqlite'}"
         self.broker_url = broker_url or f"sqla+sqlite:///{tmp / 'broker.sqlite'}"
         self.config = make_config(
-            tmp, SQLALCHEMY_DATABASE_URI=self.db_url, CELERY=dict(Config().CELERY, broker_url=self.broker_url)
+            tmp, SQLALCHEMY_DATABASE_URI=self.db_url, CELERY=dict(Config().CELERY, broker_url=self.broker_url),
+            **overrides,
         )
         self.worker: subprocess.Popen | None = None
         self.log = tmp / "worker.log"
@@ -50,7 +52,7 @@ class Stack:
             conn.default_channel.queue_purge("inference")
         self.client = self.app.test_client()
 
-    def start_worker(self) -> None:
+    def start_worker(self, concurrency: int = 1) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
@@ -63,10 +65,16 @@ class Stack:
         }
         if os.environ.get("MODEL_BUNDLE"):
             env["MODEL_BUNDLE"] = os.environ["MODEL_BUNDLE"]
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference", "--concurrency", "1",
-               "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-               "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
-        self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference",
+               "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+               "--without-heartbeat", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
+        self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # its own process group: kill_worker gets all
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker and its pool processes, as the kernel's OOM killer or a crash would."""
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
 
     def stop(self) -> None:
         if self.worker and self.worker.poll() is None:
@@ -91,3 +99,56 @@ class Stack:
             assert self.worker.poll() is None, f"worker died:\n{self.log.read_text()[-3000:]}"
             time.sleep(0.2)
         pytest.fail(f"recognition {rec_id} not finished after {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+
+# --- faults on the local servers (CI's PostgreSQL and Redis on 127.0.0.1) ------------------------------
+
+def postgres_cluster() -> list[str]:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+
+
+def stop_postgres() -> None:
+    subprocess.run(postgres_cluster() + ["stop", "-m", "fast"], check=True, capture_output=True)
+
+
+def start_postgres() -> None:
+    subprocess.run(postgres_cluster() + ["start"], check=True, capture_output=True)
+    wait_until(lambda: subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0, "PostgreSQL")
+
+
+def restart_redis() -> None:
+    """Shut Redis down without saving (its queued messages are lost) and start it again, empty."""
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
+    start_redis()
+
+
+def start_redis() -> None:
+    os.makedirs("/var/lib/redis", exist_ok=True)
+    os.makedirs("/var/log/redis", exist_ok=True)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+                    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+                    "--logfile", "/var/log/redis/ci.log"], check=True, capture_output=True)
+    wait_until(lambda: subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True).returncode == 0,
+               "Redis")
+
+
+def servers_controllable() -> str | None:
+    """Why this machine's PostgreSQL/Redis cannot be stopped and started here, or None."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return "restarting PostgreSQL and Redis needs root"
+    missing = [tool for tool in ("pg_ctlcluster", "pg_isready", "redis-server", "redis-cli") if not shutil.which(tool)]
+    if missing or not os.path.isdir("/etc/postgresql"):
+        return f"missing {', '.join(missing) or '/etc/postgresql'}"
+    return None
+
+
+def wait_until(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come back within {timeout}s")

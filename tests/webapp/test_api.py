@@ -81,3 +81,12 @@ def test_broker_down_is_a_clear_503(tmp_path):
     resp = app.test_client().post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")})
     assert resp.status_code == 503
     assert "try again" in resp.get_json()["error"]
+    # a 503 means nothing was accepted: the row and the files are withdrawn
+    from pathlib import Path
+
+    from webapp.extensions import db
+    from webapp.models import Recognition
+
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Recognition.id))) == 0
+    assert list(Path(app.config["UPLOAD_DIR"]).iterdir()) == []

@@ -1,0 +1,41 @@
+"""Faults with real processes: a worker SIGKILLed mid-task, Redis restarted empty, PostgreSQL stopped.
+
+During a stream of uploads; afterwards nothing is stuck, lost or duplicated, and the web answered
+503 (never 500) while a server was down. Needs root and CI's local PostgreSQL and Redis.
+The longer version: ``bench/faults.py``.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+from factories import postgres_url_or_skip, redis_url_or_skip, sample_photos
+from faults import FaultRun
+from live_stack import Stack, servers_controllable
+
+
+def test_nothing_is_lost_when_worker_broker_and_database_fail(tmp_path):
+    db_url, broker_url = postgres_url_or_skip(), redis_url_or_skip()
+    problem = servers_controllable()
+    if problem:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(problem)
+    stack = Stack(tmp_path, db_url, broker_url, RECOGNITION_TIMEOUT_S=6, SWEEP_MAX_REQUEUES=20)
+    stack.prepare()
+    photos = [p.read_bytes() if isinstance(p, Path) else p for p, _key in sample_photos(per_class=1, classes=4)]
+    stack.start_worker()
+    try:
+        warm_up = stack.upload(photos[0])
+        assert stack.wait_finished(warm_up, timeout=120)["status"] == "done"  # the model is loaded
+        run = FaultRun(stack, photos, upload_every=0.25, sweep_every=1.0)
+        run.outcome.accepted.append(warm_up)
+        outcome = run.run(rounds=1, pause=2.0, outage=3.0, drain_timeout=120)
+    finally:
+        stack.stop()
+    report = outcome.summary() + "\n" + "\n".join(outcome.events)
+    print(report)
+    assert outcome.bad_answers == [], report
+    assert outcome.stuck == [], report
+    assert outcome.failed_without_reason == [], report
+    assert outcome.rows == len(outcome.accepted) == len(set(outcome.accepted)), report  # none lost or doubled
+    assert outcome.upload_statuses[202] >= 10, report
+    assert outcome.read_statuses_db_down[503] > 0, report  # the outage was seen, and answered with 503s
