@@ -31,12 +31,13 @@ BUDGETS = {
         "bknet": dict(img_size=32), "mobilenetv2": dict(img_size=96), "efficientnet_lite0": dict(img_size=224),
     },
     "cpu": {
-        "lenet5": dict(img_size=128, epochs=25),
-        "alexnet": dict(img_size=128, epochs=15),
-        "vgg16": dict(img_size=64, epochs=6),
-        "bknet": dict(img_size=112, epochs=25),
-        "mobilenetv2": dict(img_size=224, views=2, head_epochs=5, fine_tune_epochs=6),
-        "efficientnet_lite0": dict(img_size=224, views=2, head_epochs=5, fine_tune_epochs=6),
+        "*": dict(patience=99),  # no early stopping: the short cosine schedule runs to its end
+        "lenet5": dict(img_size=128, epochs=10),
+        "alexnet": dict(img_size=96, epochs=5),
+        "vgg16": dict(img_size=32, epochs=2),
+        "bknet": dict(img_size=112, epochs=12),
+        "mobilenetv2": dict(img_size=224, views=2, head_epochs=4, fine_tune_epochs=5),
+        "efficientnet_lite0": dict(img_size=224, views=2, head_epochs=4, fine_tune_epochs=5),
     },
     "full": {
         "*": dict(epochs=80, patience=12, views=4, head_epochs=6, fine_tune_epochs=10),
@@ -71,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="ARCH.FIELD=VALUE", dest="overrides",
                         help="override a TrainConfig field for one architecture, e.g. vgg16.img_size=48 bknet.epochs=40")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--remeasure", action="store_true",
+                        help="no training: re-measure images/s of the models already in OUT (best on a quiet machine)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
     results_file = out / "compare.json"
     rows = {r["arch"]: Row(**r) for r in json.loads(results_file.read_text())["rows"]} if results_file.exists() else {}
     write_layer_tables(args.doc)
+    if args.remeasure:
+        return remeasure(args, out, rows)
     for name in args.archs:
         print(f"\n=== {name}: {settings[name]}", flush=True)
         rows[name] = train_and_measure(name, args, settings[name], out / name)
@@ -88,6 +93,21 @@ def main(args: argparse.Namespace) -> int:
         results_file.write_text(json.dumps({**meta, "rows": [asdict(r) for r in ordered]}, indent=1))
         write_results(args.doc, ordered, meta)
         print(f"{name}: top-1 {rows[name].top1:.1%}, top-5 {rows[name].top5:.1%}, {rows[name].train_seconds:.0f} s", flush=True)
+    return 0
+
+
+def remeasure(args, out: Path, rows: dict[str, Row]) -> int:
+    import keras
+
+    for name, row in rows.items():
+        model = keras.models.load_model(out / name / "model.keras", compile=False)
+        row.images_per_s = round(throughput(model, row.settings["img_size"]), 1)
+        row.settings["load_avg"] = round(os.getloadavg()[0], 1)
+        print(f"{name}: {row.images_per_s:.0f} images/s", flush=True)
+    data = json.loads((out / "compare.json").read_text())
+    data["rows"] = [asdict(rows[a]) for a in ARCHS if a in rows]
+    (out / "compare.json").write_text(json.dumps(data, indent=1))
+    write_results(args.doc, [rows[a] for a in ARCHS if a in rows], data)
     return 0
 
 
@@ -108,8 +128,6 @@ def budget_settings(budget: str, archs: list[str], overrides: list[str]) -> dict
 def train_and_measure(name: str, args, settings: dict, out: Path) -> Row:
     from ml.train import TrainConfig, run
 
-    if name == "efficientnet_lite0":
-        _fix_lite0_cut(_weights(name, args.weights_dir))
     cfg = TrainConfig(data=args.data, arch=name, out=str(out), weights=_weights(name, args.weights_dir),
                       seed=args.seed, **settings)
     result = run(cfg)
@@ -120,9 +138,10 @@ def train_and_measure(name: str, args, settings: dict, out: Path) -> Row:
         used.update(views=cfg.views, head_epochs=_ran(result.history, "head"), fine_tune_epochs=_ran(result.history, "fine_tune"),
                     planned=f"{cfg.head_epochs}+{cfg.fine_tune_epochs}", lr=cfg.lr, fine_tune_lr=cfg.fine_tune_lr)
     else:
-        used.update(epochs=_ran(result.history, "scratch"), planned=cfg.epochs, lr=cfg.lr)
+        used.update(epochs=_ran(result.history, "scratch"), planned=cfg.epochs, lr=cfg.lr, patience=cfg.patience)
     if cfg.max_per_class:
         used["max_per_class"] = cfg.max_per_class
+    used["load_avg"] = round(os.getloadavg()[0], 1)  # other jobs on the machine skew the timings
     used["photos"] = {"train": len(result.split.train), "val": len(result.split.val), "test": len(result.split.test)}
     return Row(name, arch.model.count_params(), count_flops(arch.model), round(result.seconds, 1),
                round(throughput(arch.model, arch.img_size), 1), top1, top5, used)
@@ -137,18 +156,6 @@ def _weights(name: str, weights_dir: str | None) -> str | None:
             raise SystemExit(f"{name}: {path} not found")
         return str(path)
     return "imagenet"  # MobileNetV2 downloads; EfficientNet-Lite0 raises a clear error (it needs the file)
-
-
-def _fix_lite0_cut(weights: str | None) -> None:
-    """ml.train cuts Lite0 at "block6d_add" (the keras.applications B0 name); the offline Lite0 file calls
-    that residual add "add_8" (block 6d is its 9th add). Use the file's name when the guess is missing."""
-    import keras
-    from ml import train
-
-    if weights and weights.endswith(".keras"):
-        names = {layer.name for layer in keras.models.load_model(weights, compile=False).layers}
-        if train.FINE_TUNE_FROM["efficientnet_lite0"] not in names and "add_8" in names:
-            train.FINE_TUNE_FROM["efficientnet_lite0"] = "add_8"
 
 
 def _ran(history: dict, phase: str) -> int:
@@ -169,6 +176,7 @@ def evaluate(arch, samples) -> tuple[float, float]:
 def throughput(model, img_size: int, batches: int = 8) -> float:
     """Images per second of Keras ``model.predict`` at batch 32 (after one warm-up call)."""
     x = np.random.default_rng(0).normal(size=(32 * batches, img_size, img_size, 3)).astype(np.float32)
+    model.jit_compile = False  # Keras' "auto" means XLA, which is several times slower on CPU
     model.predict(x[:32], batch_size=32, verbose=0)
     started = time.perf_counter()
     model.predict(x, batch_size=32, verbose=0)
@@ -257,6 +265,8 @@ def write_layer_tables(doc: str, num_classes: int = 20) -> None:
 
 
 def write_results(doc: str, rows: list[Row], meta: dict) -> None:
+    from ml.train import FINE_TUNE_FROM
+
     lines = [
         f"Budget `{meta['budget']}`, seed {meta['seed']}, data `{meta['data']}`, measured on {meta['machine']}. "
         "Same group-aware 70/30 split for every network (validation carved from the 70 %); "
@@ -268,17 +278,19 @@ def write_results(doc: str, rows: list[Row], meta: dict) -> None:
     for r in rows:
         lines.append(f"| {r.arch} | {r.params / 1e6:.2f} M | {r.flops / 1e9:.3f} | {r.settings['img_size']} px "
                      f"| {_duration(r.train_seconds)} | {r.images_per_s:.0f} | {r.top1:.1%} | {r.top5:.1%} |")
-    lines += ["", "Exact settings (epochs actually run, early stopping on validation loss; planned in brackets):", ""]
+    lines += ["", "Exact settings (epochs run, planned in brackets; AdamW, label smoothing 0.1, the augmentation of `ml.pipeline`):", ""]
     for r in rows:
         s = r.settings
         if r.arch in TRANSFER:
             what = (f"ImageNet weights, {s['views']} cached augmented view(s) per photo, head {s['head_epochs']} + "
-                    f"fine-tune {s['fine_tune_epochs']} epochs ({s['planned']}), lr {s['lr']} / {s['fine_tune_lr']}")
+                    f"fine-tune {s['fine_tune_epochs']} epochs ({s['planned']}) of the layers after "
+                    f"`{FINE_TUNE_FROM[r.arch]}`, lr {s['lr']} / {s['fine_tune_lr']} cosine")
         else:
-            what = f"from scratch, {s['epochs']} epochs ({s['planned']}), lr {s['lr']} cosine"
+            what = f"from scratch, {s['epochs']} epochs ({s['planned']}), lr {s['lr']} cosine, batch-norm momentum 0.9"
         extra = f", at most {s['max_per_class']} photos per class" if "max_per_class" in s else ""
+        load = f"; machine load average {s['load_avg']} when measured" if "load_avg" in s else ""
         lines.append(f"- **{r.arch}**: {s['img_size']} px, batch {s['batch_size']}, {what}{extra}; "
-                     f"photos train/val/test {s['photos']['train']}/{s['photos']['val']}/{s['photos']['test']}.")
+                     f"photos train/val/test {s['photos']['train']}/{s['photos']['val']}/{s['photos']['test']}{load}.")
     _replace_section(doc, DOC_BEGIN, DOC_END, "\n".join(lines))
 
 
