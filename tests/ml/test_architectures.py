@@ -10,12 +10,7 @@ from ml.compare import count_flops, layer_table
 from ml.train import TrainConfig, run
 
 
-# transfer.py's random-init Lite0 passes `include_preprocessing` to EfficientNetB0, which Keras 3's B0 lacks.
-LITE0_BUG = pytest.mark.xfail(raises=TypeError, strict=False, reason="EfficientNetB0(include_preprocessing=...)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LITE0_BUG) if n == "efficientnet_lite0" else n
-                                  for n in architectures.names()])
+@pytest.mark.parametrize("name", architectures.names())
 def test_builds_for_three_classes_at_a_small_size(name):
     arch = architectures.build(name, 3, 32)
     model = arch.model
