@@ -9,8 +9,8 @@ from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ml import images
-from webapp.extensions import db
 from webapp import maintenance
+from webapp.extensions import db
 from webapp.models import Landmark, Recognition, claim, finish_once
 from webapp.uploads import original_path, visitor_reason
 from worker.model import get_predictor
@@ -37,13 +37,21 @@ def recognize(self, recognition_id: str) -> str | None:
     try:
         return run_recognition(recognition_id)
     except Exception as exc:
-        db.session.rollback()
+        discard_session()
         if is_transient(exc) and self.request.retries < self.max_retries:
             log.warning("recognition %s: database unavailable, retrying (%s)", recognition_id, exc)
             raise self.retry(exc=exc, countdown=min(30, 0.5 * 2**self.request.retries))
         log.exception("recognition %s failed", recognition_id)
         mark_failed(recognition_id, "the recogniser had an internal error; please try again")
         return "failed"
+
+
+def discard_session() -> None:
+    """Roll back; on a connection that died with the database, the rollback itself fails: drop the session."""
+    try:
+        db.session.rollback()
+    except Exception:
+        db.session.registry.clear()
 
 
 def run_recognition(recognition_id: str) -> str | None:
@@ -103,7 +111,7 @@ def mark_failed(recognition_id: str, error: str) -> None:
     try:
         finish(recognition_id, "failed", error=error)
     except Exception:  # the database itself is gone: the sweeper will find the row
-        db.session.rollback()
+        discard_session()
         log.exception("could not mark recognition %s failed", recognition_id)
 
 
