@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--head-epochs", type=int, default=6, help="transfer phase 1 (frozen base) epochs")
     t.add_argument("--fine-tune-epochs", type=int, default=10, help="transfer phase 2 (top blocks) epochs")
     t.add_argument("--views", type=int, default=4, help="augmented views per photo (transfer)")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (from scratch; transfer phase 1)")
+    t.add_argument("--fine-tune-lr", type=float, default=2e-5, help="transfer phase 2 peak learning rate")
     t.add_argument("--img-size", type=int)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--seed", type=int, default=1337)
@@ -65,8 +67,8 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         data=args.data, arch=args.arch, out=args.work_dir or f"{args.out.rstrip('/')}.run",
         negatives=args.negatives, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, views=args.views, img_size=args.img_size,
-        batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
+        fine_tune_epochs=args.fine_tune_epochs, views=args.views, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
+        img_size=args.img_size, batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
     )
     result = run(cfg)
     info = package(result, cfg, args.out, name=args.name, quantize=not args.no_quantize)
