@@ -17,6 +17,8 @@ def test_the_uploader_deletes_their_photo_from_the_result_page(tmp_path):
     result_url = resp.headers["Location"]
     rec_id = result_url.rsplit("/", 1)[1]
 
+    photo = client.get(f"{result_url}/photo")
+    assert "private" in photo.headers["Cache-Control"] and "public" not in photo.headers["Cache-Control"]
     page = client.get(result_url).get_data(as_text=True)
     link = re.search(r'id="delete-link" href="([^"]+)"', page).group(1).replace("&amp;", "&")
     assert app.test_client().get(result_url).get_data(as_text=True).count("delete-link") == 0  # others: no link

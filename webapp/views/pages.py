@@ -91,7 +91,10 @@ def photo(rec_id: str):
     path = display_path(rec)
     if not path.is_file():
         abort(404)
-    return send_file(path, mimetype="image/jpeg", max_age=86400)
+    response = send_file(path, mimetype="image/jpeg", max_age=86400)
+    response.cache_control.public = False  # a visitor's photo: browsers may keep it, shared caches not
+    response.cache_control.private = True
+    return response
 
 
 @bp.get("/lang/<code>")
