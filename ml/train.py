@@ -25,7 +25,10 @@ from ml.pipeline import LOAD_MARGIN, augmenter, load_arrays, make_dataset
 
 BACKGROUND = "_background"  # the extra class trained on non-landmark photos
 # Where the frozen stem ends; everything after is fine-tuned in phase 2.
-FINE_TUNE_FROM = {"mobilenetv2": "block_14_add", "efficientnet_lite0": "add_7"}  # add_7: end of block 6c
+FINE_TUNE_FROM = {  # candidates: the offline Lite0 file names its layers generically, Keras' B0 does not
+    "mobilenetv2": ("block_14_add",),
+    "efficientnet_lite0": ("add_7", "block6c_add"),  # the end of block 6c
+}
 
 
 @dataclass
@@ -44,7 +47,7 @@ class TrainConfig:
     lr: float = 1e-3
     fine_tune_lr: float = 2e-5  # Adam steps are weight-scale free: keep them tiny on pretrained convs
     label_smoothing: float = 0.1
-    patience: int = 5
+    patience: int = 8
     seed: int = 1337
     test_fraction: float = 0.3
     val_fraction: float = 0.1
@@ -104,7 +107,7 @@ def make_split(cfg: TrainConfig) -> Split:
     return split(dataset, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction, seed=cfg.seed)
 
 
-def _callbacks(out: Path, phase: str, patience: int, monitor_model: keras.Model | None = None) -> list:
+def _callbacks(out: Path, phase: str, patience: int) -> list:
     return [
         keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(out / f"best-{phase}.weights.h5"), monitor="val_loss",
@@ -119,6 +122,7 @@ def _compile(model: keras.Model, lr, smoothing: float) -> None:
         optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
         metrics=["accuracy", keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+        jit_compile=False,  # XLA on CPU runs (depthwise) convolutions several times slower than oneDNN
     )
 
 
@@ -144,7 +148,8 @@ def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Pa
 def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path) -> dict:
     base, model = arch.backbone, arch.model
     n = model.output_shape[-1]
-    cut = base.get_layer(FINE_TUNE_FROM[cfg.arch]).output
+    names = {layer.name for layer in base.layers}
+    cut = base.get_layer(next(n for n in FINE_TUNE_FROM[cfg.arch] if n in names)).output
     stem = keras.Model(base.input, cut, name="stem")
     top = keras.Model(cut, base.output, name="top")
     size = arch.img_size

@@ -46,7 +46,7 @@ def efficientnet_lite0(num_classes: int, img_size: int, weights: str | None = No
 
 
 def _lite0_random(img_size: int) -> keras.Model:
-    """Untrained EfficientNet-B0 topology without squeeze-excite, for tests and from-scratch runs."""
+    """Untrained EfficientNet-B0 (Lite0 has no squeeze-excite; close enough for tests and from-scratch runs)."""
     base = keras.applications.EfficientNetB0(
         input_shape=(img_size, img_size, 3), include_top=False, pooling="avg", weights=None
     )
