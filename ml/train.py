@@ -40,12 +40,12 @@ class TrainConfig:
     weights: str | None = None
     epochs: int = 30  # from-scratch epochs; transfer uses head_epochs + fine_tune_epochs
     head_epochs: int = 6
-    fine_tune_epochs: int = 10
+    fine_tune_epochs: int = 16
     views: int = 4
     img_size: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
-    fine_tune_lr: float = 2e-5  # Adam steps are weight-scale free: keep them tiny on pretrained convs
+    fine_tune_lr: float = 5e-5  # Adam steps are weight-scale free: keep them small on pretrained convs
     label_smoothing: float = 0.1
     patience: int = 8
     seed: int = 1337
