@@ -61,7 +61,7 @@ def main(args) -> int:
             fp32.info.path = float_tflite(Path(predictor.info.path)).parent  # same bundle, float model
             fp32._run = fp32._load()
             rows.append(_row("LiteRT (float32)", fp32, batch32, args.seconds))
-        print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch 32: {rows[-1][2]:7.1f} img/s", flush=True)
+        print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch 32: {rows[-1][3]:7.1f} img/s", flush=True)
     write_doc(Path(args.doc), predictor, rows)
     return 0
 
@@ -79,7 +79,8 @@ def write_doc(path: Path, predictor: Predictor, rows: list) -> None:
         "## Model only (`python -m ml bench`)",
         "",
         f"Bundle `{predictor.version}` ({predictor.info.arch}, {size}×{size}); machine: {machine()}; "
-        f"{os.cpu_count()} intra-op threads; median of repeated runs on random inputs.",
+        f"{os.cpu_count()} intra-op threads; median of repeated runs on random inputs; load average "
+        f"{os.getloadavg()[0]:.1f} when it finished (other jobs on the machine slow every row alike).",
         "",
         "| runtime | batch 1 latency p50 (ms) | batch 1 p95 (ms) | batch 32 throughput (images/s) |",
         "|---|---|---|---|",
