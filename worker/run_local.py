@@ -32,14 +32,22 @@ def start(cmd: list[str]) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill what is left of a child's session: a worker killed outright orphans its pool and beat."""
     try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its pool processes
-        proc.wait()
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def main() -> int:
@@ -69,6 +77,7 @@ def main() -> int:
             exit_code = 1
             break
         if worker.poll() is not None:
+            kill_group(worker)
             restarts += 1
             delay = min(30, 2 ** min(restarts, 5))
             print(f"* worker exited with {worker.returncode}; restarting in {delay}s", file=sys.stderr, flush=True)

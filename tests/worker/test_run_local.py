@@ -36,6 +36,16 @@ def alive(pid: int) -> bool:
     return True
 
 
+def pool_of(pid: int) -> list[int]:
+    """The worker's child processes (its pool and embedded beat), once they have started."""
+    for _ in range(120):
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+        if out.split():
+            return [int(p) for p in out.split()]
+        time.sleep(0.5)
+    return []
+
+
 def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
     port = free_port()
     env = dict(os.environ, PORT=str(port), INSTANCE_DIR=str(tmp_path), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
@@ -53,9 +63,12 @@ def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
                 time.sleep(0.5)
         assert body == b'{"status":"ok"}\n'
 
+        children = pool_of(worker_pid)
+        assert children, "the worker should have pool/beat processes"
         os.kill(worker_pid, signal.SIGKILL)
         new_worker_pid = int(wait_for_line(proc, r"worker restarted \(pid (\d+)\)")[1])
         assert new_worker_pid != worker_pid and alive(new_worker_pid)
+        assert not any(alive(pid) for pid in children)  # no orphans of the killed worker
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
