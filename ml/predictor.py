@@ -68,7 +68,7 @@ class Predictor:
 
     def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Prediction]:
         probs, embeddings = self.predict_arrays(self.preprocess(images))
-        return [self._decide(p, e) for p, e in zip(probs, embeddings)]
+        return [self.decide(p, e) for p, e in zip(probs, embeddings)]
 
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw model outputs for a normalised batch: (probs incl. background column, embeddings)."""
@@ -78,10 +78,7 @@ class Predictor:
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
     def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
-        return self._decide(probs, embedding)
-
-    # -- internals ----------------------------------------------------------------------------
-    def _decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
+        """One image's outputs → label (or None when rejected), score, top-5."""
         landmark = probs[: len(self.labels)]
         order = np.argsort(-landmark)[:5]
         top5 = [(self.labels[i], float(landmark[i])) for i in order]
@@ -89,6 +86,7 @@ class Predictor:
         accepted = score >= float(self.info.rejection.get("threshold", 0.0))
         return Prediction(top5[0][0] if accepted else None, score, top5, embedding.astype(np.float32))
 
+    # -- internals ----------------------------------------------------------------------------
     def _load(self):
         try:
             if self.runtime == "litert":
