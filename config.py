@@ -41,7 +41,14 @@ class Config:
             env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'app.sqlite'}")
         )
         self.UPLOAD_DIR = env("UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+        self.REFERENCE_DIR = env("REFERENCE_DIR", str(INSTANCE_DIR / "references"))  # editors' reference photos
         self.MODEL_BUNDLE = env("MODEL_BUNDLE", "") or None  # None: the shipped bundle
+        self.MODEL_DIR = env("MODEL_DIR", str(INSTANCE_DIR / "models"))  # bundles trained by "Retrain"
+        self.TRAINING_DATA_DIR = env("TRAINING_DATA_DIR", "") or None  # base dataset (folder per class) for retraining
+        self.TRAINING_NEGATIVES_DIR = env("TRAINING_NEGATIVES_DIR", "") or None  # non-landmark photos for retraining
+        self.TRAINING_WEIGHTS = env("TRAINING_WEIGHTS", "") or None  # local ImageNet weights file (no download)
+        self.TRAINING_ARCH = env("TRAINING_ARCH", "mobilenetv2")
+        self.TRAINING_OPTIONS = {}  # extra TrainConfig fields (tests: tiny epochs and image size)
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
@@ -61,6 +68,7 @@ class Config:
             "task_routes": {  # exact names first, then patterns
                 "worker.tasks.sweep": {"queue": "maintenance"},
                 "worker.tasks.purge": {"queue": "maintenance"},
+                "worker.tasks.train_model": {"queue": "training"},
                 "worker.tasks.*": {"queue": "inference"},
             },
             "beat_schedule": {

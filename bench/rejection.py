@@ -85,17 +85,24 @@ def study(bundle: str, data: str, negatives: str, classes: list[str] | None = No
     return results, predictor, data_split
 
 
-def leave_out_bundle(data: str, negatives: str, k_out: int, work: Path, weights: str | None) -> str:
-    """A quick model trained without the last ``k_out`` classes (every ⌊n/k⌋-th class, in fact)."""
+def held_out_classes(data: str, k_out: int) -> list[str]:
+    """Every ⌊n/k⌋-th class of the dataset: the landmarks a leave-classes-out model never sees."""
+    classes = scan(data, check_images=False).classes
+    return classes[:: max(1, len(classes) // k_out)][:k_out]
+
+
+def leave_out_bundle(data: str, negatives: str, k_out: int, work: Path, weights: str | None) -> tuple[str, list[str]]:
+    """The production recipe trained without ``k_out`` classes; reused when ``work`` already holds it."""
     from ml.train import TrainConfig, package, run
 
-    classes = scan(data, check_images=False).classes
-    out_classes = classes[:: max(1, len(classes) // k_out)][:k_out]
-    cfg = TrainConfig(data=data, arch="mobilenetv2", out=str(work / "run"), negatives=negatives, weights=weights,
-                      classes=[c for c in classes if c not in out_classes], views=2, head_epochs=4,
-                      fine_tune_epochs=4)
-    package(run(cfg), cfg, work / "bundle", quantize=False)
-    return str(work / "bundle"), out_classes
+    out_classes = held_out_classes(data, k_out)
+    bundle = work / "bundle"
+    if not (bundle / "bundle.json").exists():
+        classes = scan(data, check_images=False).classes
+        cfg = TrainConfig(data=data, arch="mobilenetv2", out=str(work / "run"), negatives=negatives,
+                          weights=weights, classes=[c for c in classes if c not in out_classes])
+        package(run(cfg), cfg, bundle, quantize=False)
+    return str(bundle), out_classes
 
 
 def table(results: dict) -> list[str]:

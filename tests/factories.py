@@ -34,6 +34,8 @@ def make_config(tmp_path: Path, **overrides) -> dict:
         "SECRET_KEY": "test",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}",
         "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "REFERENCE_DIR": str(tmp_path / "references"),
+        "MODEL_DIR": str(tmp_path / "models"),
         "CELERY": celery,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,  # tests/webapp/test_security.py turns it on

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from config import INSTANCE_DIR, Config
 from webapp import cli, errors, geo, security
+from webapp.auth import login_manager
 from webapp.celery_app import celery_init_app
 from webapp.extensions import babel, csrf, db, migrate
 from webapp.i18n import current_language, select_locale
@@ -36,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     csrf.init_app(app)
+    login_manager.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     celery_init_app(app)
     app.jinja_env.globals["current_language"] = current_language

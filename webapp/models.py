@@ -1,4 +1,4 @@
-"""Database models: the landmark catalog and the visitors' recognitions."""
+"""Database models: the catalog, visitors' recognitions, editors, reference photos, model versions."""
 from __future__ import annotations
 
 import secrets
@@ -11,6 +11,10 @@ from webapp.extensions import db
 
 STATUSES = ("queued", "running", "done", "failed")
 FINISHED = ("done", "failed")
+ROLES = ("editor", "admin")  # an admin may do everything an editor may
+FEEDBACK = ("correct", "wrong")  # the visitor's answer to "Is this right?"
+REVIEW_STATES = ("pending", "accepted", "dismissed")  # an editor's decision on a visitor's correction
+MODEL_STATES = ("training", "ready", "failed")
 
 
 def utcnow() -> datetime:
@@ -67,6 +71,9 @@ class Recognition(db.Model):
     confidence = db.Column(db.Float, nullable=True)
     top5 = db.Column(db.JSON, nullable=True)  # [[class_key, probability], ...], best first
     model_version = db.Column(db.String(80), nullable=True)
+    matched_by = db.Column(db.String(16), nullable=True)  # "classifier" or "reference" (few-shot enrolment)
+    batch_size = db.Column(db.Integer, nullable=True)  # how many images the worker ran in the same batch
+    worker = db.Column(db.String(200), nullable=True)  # the worker process that wrote the result
     error = db.Column(db.Text, nullable=True)
     decode_ms = db.Column(db.Float, nullable=True)
     inference_ms = db.Column(db.Float, nullable=True)
@@ -77,8 +84,16 @@ class Recognition(db.Model):
     enqueued_at = db.Column(db.DateTime(timezone=True), nullable=True)  # last time a message was sent
     started_at = db.Column(db.DateTime(timezone=True), nullable=True)
     finished_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    # the visitor's feedback and an editor's review of it
+    feedback = db.Column(db.String(16), nullable=True)  # FEEDBACK, or None: not given
+    corrected_landmark_id = db.Column(db.Integer, db.ForeignKey("landmark.id", ondelete="SET NULL"), nullable=True)
+    feedback_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    review_status = db.Column(db.String(16), nullable=True, index=True)  # REVIEW_STATES; "pending" when wrong
+    reviewed_by_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    reviewed_at = db.Column(db.DateTime(timezone=True), nullable=True)
 
-    landmark = db.relationship(Landmark, lazy="joined")
+    landmark = db.relationship(Landmark, lazy="joined", foreign_keys=[landmark_id])
+    corrected_landmark = db.relationship(Landmark, foreign_keys=[corrected_landmark_id])
     delete_token = None  # not stored: the uploader's token (str), set by accept_upload only
 
     @property
@@ -110,3 +125,101 @@ def finish_once(recognition_id: str, status: str, **values) -> bool:
     ).rowcount
     db.session.commit()
     return bool(written)
+
+
+class User(db.Model):
+    """An editor or admin; visitors have no account. Flask-Login's user (see webapp/auth.py)."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    email = db.Column(db.String(254), unique=True, nullable=False)  # stored lower-case
+    password_hash = db.Column(db.String(256), nullable=False)  # werkzeug scrypt
+    role = db.Column(db.String(16), nullable=False)  # ROLES
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_login_at = db.Column(db.DateTime(timezone=True), nullable=True)
+
+    # Flask-Login's interface
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def has_role(self, role: str) -> bool:
+        return self.active and (self.role == role or self.role == "admin")
+
+
+class ApiToken(db.Model):
+    """A bearer token for the JSON API; only its SHA-256 is stored. Revoked tokens are kept, marked."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    token_hash = db.Column(db.String(64), unique=True, nullable=False)
+    name = db.Column(db.String(120), nullable=False, default="")
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_used_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    revoked_at = db.Column(db.DateTime(timezone=True), nullable=True)
+
+    user = db.relationship(User, lazy="joined")
+
+
+class ReferencePhoto(db.Model):
+    """A photo known to show a landmark: enrols it for nearest-neighbour recognition (few-shot).
+
+    The worker stores the active model's embedding of it (float32 bytes); ``embedding_version``
+    says which model computed it, so a model change triggers a recompute.
+    """
+
+    id = db.Column(db.Integer, primary_key=True)
+    landmark_id = db.Column(db.Integer, db.ForeignKey("landmark.id", ondelete="CASCADE"), nullable=False, index=True)
+    stored_name = db.Column(db.String(64), nullable=False)  # random file name under REFERENCE_DIR
+    sha256 = db.Column(db.String(64), nullable=False, index=True)
+    image_format = db.Column(db.String(16), nullable=False)
+    source = db.Column(db.String(16), nullable=False, default="editor")  # "editor" or "correction"
+    recognition_id = db.Column(db.String(32), db.ForeignKey("recognition.id", ondelete="SET NULL"), nullable=True)
+    added_by_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    embedding = db.Column(db.LargeBinary, nullable=True)
+    embedding_version = db.Column(db.String(80), nullable=True, index=True)
+    embedded_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    error = db.Column(db.Text, nullable=True)  # why no embedding could be computed
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    landmark = db.relationship(Landmark, backref=db.backref("reference_photos", passive_deletes=True))
+
+
+class ModelVersion(db.Model):
+    """A trained model bundle the workers can serve; exactly one is active (none: the shipped bundle)."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    version = db.Column(db.String(80), unique=True, nullable=True)  # the bundle's content-hash id, once built
+    bundle_dir = db.Column(db.String(500), nullable=True)
+    arch = db.Column(db.String(40), nullable=False)
+    status = db.Column(db.String(16), nullable=False, default="training")  # MODEL_STATES
+    is_active = db.Column(db.Boolean, nullable=False, default=False, index=True)
+    classes = db.Column(db.JSON, nullable=True)  # class keys the model was trained on
+    metrics = db.Column(db.JSON, nullable=True)  # the bundle's metrics.json summary
+    progress = db.Column(db.JSON, nullable=True)  # {"phase", "epoch", "epochs", "history": [...]} while training
+    settings = db.Column(db.JSON, nullable=True)  # the training settings used
+    error = db.Column(db.Text, nullable=True)
+    started_by_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    finished_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    activated_at = db.Column(db.DateTime(timezone=True), nullable=True)
+
+    started_by = db.relationship(User)
+
+
+class WorkerHeartbeat(db.Model):
+    """Each worker process's last sign of life: readiness, worker count and served model for /metrics."""
+
+    name = db.Column(db.String(200), primary_key=True)  # hostname:pid
+    queues = db.Column(db.String(200), nullable=False, default="")
+    model_version = db.Column(db.String(80), nullable=True)
+    runtime = db.Column(db.String(20), nullable=True)
+    started_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    processed = db.Column(db.Integer, nullable=False, default=0)

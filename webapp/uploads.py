@@ -31,25 +31,7 @@ class UploadError(Exception):
 
 def accept_upload(file: FileStorage | None) -> Recognition:
     """Validate the file by decoding it, store it, create the row and enqueue recognition."""
-    if file is None:
-        raise UploadError(400, _("No photo was sent; choose an image file."))
-    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-    data = file.stream.read(limit + 1)
-    if not data:
-        raise UploadError(400, _("The file is empty."))
-    if len(data) > limit:
-        raise UploadError(413, _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"]))
-    try:
-        decoded = images.decode(
-            data,
-            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-            allowed_formats=images.UPLOAD_FORMATS,
-        )
-    except images.ImageTooLarge as err:  # a decompression bomb or a huge scan: the request is at fault
-        raise UploadError(400, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
-    except images.ImageError as err:
-        raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
-
+    data, decoded = read_image(file)
     token = secrets.token_urlsafe(24)  # the uploader's capability to delete it; only its hash is stored
     rec = Recognition(
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
@@ -78,6 +60,29 @@ def accept_upload(file: FileStorage | None) -> Recognition:
         raise
     rec.delete_token = token
     return rec
+
+
+def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
+    """The file's bytes and decoded image, or ``UploadError``: the one validation of every uploaded photo."""
+    if file is None:
+        raise UploadError(400, _("No photo was sent; choose an image file."))
+    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    data = file.stream.read(limit + 1)
+    if not data:
+        raise UploadError(400, _("The file is empty."))
+    if len(data) > limit:
+        raise UploadError(413, _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"]))
+    try:
+        decoded = images.decode(
+            data,
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            allowed_formats=images.UPLOAD_FORMATS,
+        )
+    except images.ImageTooLarge as err:  # a decompression bomb or a huge scan: the request is at fault
+        raise UploadError(400, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
+    except images.ImageError as err:
+        raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
+    return data, decoded
 
 
 def token_hash(token: str) -> str:

@@ -1,0 +1,83 @@
+"""Reference photos: photos known to show a landmark, which enrol it for few-shot recognition.
+
+Editors upload them (page and API); accepting a visitor's correction copies the visitor's photo
+here (kept past the uploads' retention period). Each new photo is sent to the inference queue,
+where a worker stores the active model's embedding of it (``worker.tasks.embed_references``).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from ml import images
+from webapp.extensions import db
+from webapp.models import Landmark, Recognition, ReferencePhoto, User
+from webapp.uploads import original_path, read_image
+
+EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
+
+
+def reference_dir() -> Path:
+    folder = Path(current_app.config["REFERENCE_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def reference_path(photo: ReferencePhoto) -> Path:
+    """The photo as uploaded: what the worker embeds."""
+    return Path(current_app.config["REFERENCE_DIR"]) / f"{photo.stored_name}.orig"
+
+
+def reference_display_path(photo: ReferencePhoto) -> Path:
+    """A re-encoded JPEG (EXIF stripped, at most 1280 px) for editor pages."""
+    return Path(current_app.config["REFERENCE_DIR"]) / f"{photo.stored_name}.jpg"
+
+
+def add_reference_photos(landmark: Landmark, files: list[FileStorage], user: User | None) -> list[ReferencePhoto]:
+    """Validate every file first (``UploadError`` names the first bad one: nothing is stored then),
+    then store them all, commit, and enqueue their embeddings."""
+    decoded = [read_image(file) for file in files]
+    photos = [_store(landmark, data, image, "editor", user) for data, image in decoded]
+    db.session.commit()
+    enqueue_embeddings(photos)
+    return photos
+
+
+def add_reference_from_recognition(rec: Recognition, landmark: Landmark, user: User | None) -> ReferencePhoto:
+    """Copy a visitor's photo (an accepted correction) into the reference photos of ``landmark``."""
+    data = original_path(rec).read_bytes()
+    image = images.decode(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+                          allowed_formats=images.UPLOAD_FORMATS)
+    photo = _store(landmark, data, image, "correction", user, recognition_id=rec.id)
+    db.session.commit()
+    enqueue_embeddings([photo])
+    return photo
+
+
+def remove_reference_photo(photo: ReferencePhoto) -> None:
+    reference_path(photo).unlink(missing_ok=True)
+    reference_display_path(photo).unlink(missing_ok=True)
+    db.session.delete(photo)
+    db.session.commit()
+
+
+def enqueue_embeddings(photos: list[ReferencePhoto]) -> None:
+    """Ask a worker to embed these photos; a photo left without one is picked up again on activation."""
+    if photos:
+        current_app.extensions["celery"].send_task(EMBED_TASK, args=[[p.id for p in photos]])
+
+
+def _store(landmark: Landmark, data: bytes, image: images.DecodedImage, source: str, user: User | None,
+           recognition_id: str | None = None) -> ReferencePhoto:
+    photo = ReferencePhoto(landmark_id=landmark.id, stored_name=secrets.token_hex(16), source=source,
+                           sha256=hashlib.sha256(data).hexdigest(), image_format=image.format,
+                           added_by_id=user.id if user else None, recognition_id=recognition_id)
+    folder = reference_dir()
+    (folder / f"{photo.stored_name}.orig").write_bytes(data)
+    (folder / f"{photo.stored_name}.jpg").write_bytes(images.reencode_jpeg(image.image, max_side=1280))
+    db.session.add(photo)
+    return photo
