@@ -51,3 +51,8 @@ def _load_in_child(**_kwargs) -> None:
             get_predictor()
         except Exception:  # logged here; each task then retries the load and reports the failure
             log.exception("could not load the model bundle in process %d", os.getpid())
+
+
+def loaded_version() -> str | None:
+    """The version id of the model this process serves now, or None before it is loaded."""
+    return _predictor.version if _predictor is not None else None
