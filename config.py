@@ -90,5 +90,6 @@ class Config:
         self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
+        self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", "10/minute;50/hour")  # sign-in attempts per client
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LANGUAGES = ("vi", "en")

@@ -32,10 +32,15 @@ HEADERS = {
 }
 UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition")
 API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks")
+LOGIN_ENDPOINTS = ("auth.login",)  # only its POSTs (sign-in attempts) count
 
 
 def too_many_uploads() -> str:
     return _("Too many uploads from your address; please wait a minute and try again.")
+
+
+def too_many_logins() -> str:
+    return _("Too many sign-in attempts from your address; please wait a few minutes and try again.")
 
 
 def too_many_requests() -> str:
@@ -56,7 +61,8 @@ def init_rate_limits(app: Flask) -> Limiter:
     """One limiter per app (settings differ between test apps), wrapped around the views it limits.
 
     Uploads through the page and the API share one budget per client (``UPLOAD_RATE_LIMIT``);
-    API reads, including the result page's polling, have ``API_RATE_LIMIT``. Counters live in
+    API reads, including the result page's polling, have ``API_RATE_LIMIT``; sign-in attempts
+    (POST /login) have ``LOGIN_RATE_LIMIT``, against password guessing. Counters live in
     ``RATELIMIT_STORAGE_URI``: memory by default (per web process), Redis in production.
     """
     limiter = Limiter(get_remote_address, app=app)
@@ -68,6 +74,9 @@ def init_rate_limits(app: Flask) -> Limiter:
         app.view_functions[endpoint] = uploads(app.view_functions[endpoint])
     for endpoint in API_READ_ENDPOINTS:
         app.view_functions[endpoint] = reads(app.view_functions[endpoint])
+    logins = limiter.limit(lambda: app.config["LOGIN_RATE_LIMIT"], methods=["POST"], error_message=too_many_logins)
+    for endpoint in LOGIN_ENDPOINTS:
+        app.view_functions[endpoint] = logins(app.view_functions[endpoint])
 
     from webapp.errors import error_response
 
