@@ -49,10 +49,16 @@ class Config:
         self.TRAINING_WEIGHTS = env("TRAINING_WEIGHTS", "") or None  # local ImageNet weights file (no download)
         self.TRAINING_ARCH = env("TRAINING_ARCH", "mobilenetv2")
         self.TRAINING_OPTIONS = {}  # extra TrainConfig fields (tests: tiny epochs and image size)
+        self.TRAINING_TIMEOUT_S = env_int("TRAINING_TIMEOUT_S", 6 * 3600)  # a run still "training" longer: dead
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
-        self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)
+        # --- inference workers (worker/model.py, worker/batching.py) ---
+        self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 1)  # model threads per worker process
+        self.INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", "auto")  # auto: TensorFlow on a GPU, else LiteRT
+        self.INFERENCE_MAX_BATCH = env_int("INFERENCE_MAX_BATCH", 32)  # images per model call at most
+        self.INFERENCE_MAX_WAIT_MS = float(env("INFERENCE_MAX_WAIT_MS", "5"))  # linger for announced images
+        self.MODEL_CHECK_S = float(env("MODEL_CHECK_S", "2"))  # how often a worker looks for a new active model
         # --- nothing lost, nothing kept too long (webapp/maintenance.py) ---
         self.RECOGNITION_TIMEOUT_S = env_int("RECOGNITION_TIMEOUT_S", 600)  # queued/running longer: stuck
         self.SWEEP_MAX_REQUEUES = env_int("SWEEP_MAX_REQUEUES", 3)  # then it ends failed, with a reason
@@ -81,6 +87,13 @@ class Config:
         }
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # survive database restarts
         self.WTF_CSRF_TIME_LIMIT = None  # a visitor may leave the page open for hours
+        # --- operations (webapp/observability.py, webapp/logs.py, worker/heartbeat.py; docs/operations.md) ---
+        self.LOG_FORMAT = env("LOG_FORMAT", "text")  # "json": one JSON object per line (production)
+        self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
+        self.HEARTBEAT_INTERVAL_S = float(env("HEARTBEAT_INTERVAL_S", "10"))  # each worker process's sign of life
+        self.WORKER_STALE_S = env_int("WORKER_STALE_S", 30)  # no heartbeat for this long: the worker is gone
+        self.METRICS_WINDOW_S = env_int("METRICS_WINDOW_S", 300)  # /metrics latency histograms cover this window
+        self.READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", False)  # /readyz: 503 without a live worker
         # --- security (webapp/security.py) ---
         self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
         self.SESSION_COOKIE_HTTPONLY = True

@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -65,7 +66,8 @@ class TrainResult:
     negatives: dict  # {"train": [...], "val": [...], "test": [...]} paths
 
 
-def run(cfg: TrainConfig) -> TrainResult:
+def run(cfg: TrainConfig, on_epoch: Callable[[str, int, int, dict], None] | None = None) -> TrainResult:
+    """Train ``cfg``; ``on_epoch(phase, epoch, epochs, logs)`` is called after every epoch (live progress)."""
     keras.utils.set_random_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,9 +84,9 @@ def run(cfg: TrainConfig) -> TrainResult:
     train_samples = data_split.train + [Sample(p, bg) for p in neg["train"]]
     val_samples = data_split.val + [Sample(p, bg) for p in neg["val"]]
     if arch.backbone is not None and cfg.arch in FINE_TUNE_FROM:
-        history = _train_transfer(cfg, arch, train_samples, val_samples, out)
+        history = _train_transfer(cfg, arch, train_samples, val_samples, out, on_epoch)
     else:
-        history = _train_end_to_end(cfg, arch, train_samples, val_samples, out)
+        history = _train_end_to_end(cfg, arch, train_samples, val_samples, out, on_epoch)
     seconds = time.time() - started
     (out / "history.json").write_text(json.dumps(history))
     (out / "training.json").write_text(json.dumps(
@@ -107,8 +109,10 @@ def make_split(cfg: TrainConfig) -> Split:
     return split(dataset, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction, seed=cfg.seed)
 
 
-def _callbacks(out: Path, phase: str, patience: int) -> list:
-    return [
+def _callbacks(out: Path, phase: str, patience: int, epochs: int, on_epoch=None) -> list:
+    progress = [keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch(phase, epoch + 1, epochs, dict(logs or {})))] if on_epoch else []
+    return progress + [
         keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(out / f"best-{phase}.weights.h5"), monitor="val_loss",
                                         save_best_only=True, save_weights_only=True),
@@ -130,7 +134,7 @@ def _onehot(samples: list[Sample], n: int) -> np.ndarray:
     return keras.utils.to_categorical([s.label for s in samples], n).astype(np.float32)
 
 
-def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Path) -> dict:
+def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Path, on_epoch=None) -> dict:
     n = arch.model.output_shape[-1]
     size = arch.img_size
     x_train = load_arrays(train, int(size * LOAD_MARGIN), desc="train photos")
@@ -141,11 +145,11 @@ def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Pa
     steps = math.ceil(len(train) / cfg.batch_size) * cfg.epochs
     _compile(arch.model, keras.optimizers.schedules.CosineDecay(cfg.lr, steps, warmup_target=None), cfg.label_smoothing)
     hist = arch.model.fit(ds_train, validation_data=ds_val, epochs=cfg.epochs, verbose=2,
-                          callbacks=_callbacks(out, "scratch", cfg.patience))
+                          callbacks=_callbacks(out, "scratch", cfg.patience, cfg.epochs, on_epoch))
     return {"scratch": hist.history}
 
 
-def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path) -> dict:
+def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path, on_epoch=None) -> dict:
     base, model = arch.backbone, arch.model
     n = model.output_shape[-1]
     names = {layer.name for layer in base.layers}
@@ -175,7 +179,7 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
 
     top.trainable = False
     _compile(trainer, cfg.lr, cfg.label_smoothing)
-    h1 = trainer.fit(epochs=cfg.head_epochs, callbacks=_callbacks(out, "head", cfg.patience), **fit)
+    h1 = trainer.fit(epochs=cfg.head_epochs, callbacks=_callbacks(out, "head", cfg.patience, cfg.head_epochs, on_epoch), **fit)
 
     top.trainable = True  # batch norm stays in inference mode: `top` is called with training=False
     for layer in top.layers:  # ...but Keras 3 lets fit()'s training=True override that, so freeze BN itself
@@ -183,7 +187,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
             layer.trainable = False
     steps = math.ceil(len(feats_train) / cfg.batch_size) * cfg.fine_tune_epochs
     _compile(trainer, keras.optimizers.schedules.CosineDecay(cfg.fine_tune_lr, steps), cfg.label_smoothing)
-    h2 = trainer.fit(epochs=cfg.fine_tune_epochs, callbacks=_callbacks(out, "fine_tune", cfg.patience), **fit)
+    h2 = trainer.fit(epochs=cfg.fine_tune_epochs, callbacks=_callbacks(out, "fine_tune", cfg.patience, cfg.fine_tune_epochs, on_epoch),
+                     **fit)
     return {"head": h1.history, "fine_tune": h2.history}
 
 

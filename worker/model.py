@@ -1,20 +1,37 @@
-"""The model's life in a worker process: loaded once, after fork, with one CPU thread.
+"""The model's life in a worker process: the active version, its reference photos, one batch thread.
 
-The prefork pool's parent never imports TensorFlow or LiteRT; each child loads the
-bundle in ``worker_process_init`` and keeps it for every task it runs. Run one
-process per CPU core (``--concurrency`` = cores) with one intra-op thread each:
-that beats fewer processes with more threads for single-image requests.
+Each process has one ``Engine``, created after fork (the prefork parent never imports TensorFlow or
+LiteRT). Before every batch, at most every ``MODEL_CHECK_S``, the engine asks the database which model
+version is active and whether reference photos changed, and switches without a restart: an admin's
+activation reaches every worker within seconds. Batches come from ``worker.batching.MicroBatcher``.
+
+Sizing: with the ``threads`` pool run one process per host (or per GPU), ``--concurrency`` = the batch
+you want (e.g. 16) and ``INFERENCE_THREADS`` = cores; with the ``prefork`` pool, one process per core
+and ``INFERENCE_THREADS=1`` (batches are then single images).
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
+import numpy as np
 from celery.signals import worker_process_init
-from flask import current_app
+from flask import Flask, current_app
+from PIL import Image
+
+from webapp.extensions import db
+from webapp.models import Landmark, ModelVersion, ReferencePhoto
+from worker.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
-_predictor = None
+_engine: "Engine | None" = None
+_engine_lock = threading.Lock()
 
 
 def limit_threads(threads: int) -> None:
@@ -25,21 +42,162 @@ def limit_threads(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def load_predictor(bundle_dir: str | None, threads: int = 1):
+def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "auto"):
     limit_threads(threads)
     from ml.predictor import Predictor  # imported here: the parent process stays free of TensorFlow
 
-    predictor = Predictor(bundle_dir=bundle_dir, threads=threads)
-    log.info("model %s loaded (%d classes) in process %d", predictor.version, len(predictor.labels), os.getpid())
+    predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime)
+    log.info("model %s loaded (%s, %d classes) in process %d", predictor.version, predictor.runtime,
+             len(predictor.labels), os.getpid())
     return predictor
 
 
-def get_predictor():
-    """The process's predictor; loaded now if the pool did not preload it (solo pool, eager tests)."""
-    global _predictor
-    if _predictor is None:
-        _predictor = load_predictor(current_app.config["MODEL_BUNDLE"], current_app.config["INFERENCE_THREADS"])
-    return _predictor
+@dataclass
+class Prepared:
+    image: Image.Image
+    array: np.ndarray  # (1, S, S, 3), normalised for the model version below
+    version: str
+
+
+@dataclass
+class Outcome:
+    label: str | None  # landmark key: a class key or an enrolled landmark's slug; None: not a known landmark
+    score: float
+    top5: list
+    matched_by: str  # "classifier" or "reference"
+    embedding: np.ndarray
+    version: str
+    batch_size: int
+    model_ms: float  # the batch's model time
+
+
+class Engine:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.check_every = float(app.config["MODEL_CHECK_S"])
+        self.predictor = None
+        self.bundle_dir: str | None = None
+        self.index = None
+        self.index_stamp = None
+        self.rule = None
+        self.checked_at = 0.0
+        self._refresh_lock = threading.Lock()  # the batch thread and the embedding task may both refresh
+        self.refresh(force=True)  # fails loudly if no model can be loaded at all
+        self.batcher = MicroBatcher(self._run_batch, max_batch=int(app.config["INFERENCE_MAX_BATCH"]),
+                                    max_wait_s=float(app.config["INFERENCE_MAX_WAIT_MS"]) / 1000)
+
+    @property
+    def version(self) -> str:
+        return self.predictor.version
+
+    @contextmanager
+    def slot(self) -> Iterator[Callable[[Image.Image], Outcome]]:
+        """Announce an image while it is decoded; yields ``run(image) -> Outcome`` (batched with others)."""
+        with self.batcher.reserve() as submit:
+            yield lambda image: submit(self._prepare(image))
+
+    def _prepare(self, image: Image.Image) -> Prepared:
+        predictor = self.predictor
+        return Prepared(image, predictor.preprocess([image]), predictor.version)
+
+    def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
+        from ml.fewshot import decide_all
+
+        with self.app.app_context():
+            self.refresh()
+        predictor, index, rule = self.predictor, self.index, self.rule
+        arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
+        started = time.perf_counter()
+        probs, embeddings = predictor.predict_arrays(np.concatenate(arrays))
+        model_ms = (time.perf_counter() - started) * 1000
+        predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
+        return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, p.embedding,
+                        predictor.version, len(items), model_ms)
+                for d, p in zip(decide_all(predictions, index, rule), predictions)]
+
+    # -- what to serve --------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Follow the active model version and the reference photos (rate-limited by MODEL_CHECK_S)."""
+        with self._refresh_lock:
+            now = time.monotonic()
+            if not force and now - self.checked_at < self.check_every:
+                return
+            self.checked_at = now
+            try:
+                self._follow_active_version()
+                self._follow_references()
+            except Exception:
+                if self.predictor is None:
+                    raise
+                db.session.rollback()
+                log.warning("could not check the active model; serving %s meanwhile", self.version, exc_info=True)
+
+    def _follow_active_version(self) -> None:
+        from ml.fewshot import FewShotRule
+
+        try:
+            row = db.session.execute(db.select(ModelVersion.bundle_dir, ModelVersion.version)
+                                     .where(ModelVersion.is_active, ModelVersion.status == "ready")).first()
+        except Exception:
+            if self.predictor is not None:
+                raise
+            log.warning("database unreachable at start; serving the configured bundle", exc_info=True)
+            row = None
+        target = row.bundle_dir if row else self.app.config["MODEL_BUNDLE"]
+        if self.predictor is not None and target == self.bundle_dir:
+            return
+        predictor = load_predictor(target, int(self.app.config["INFERENCE_THREADS"]),
+                                   self.app.config["INFERENCE_RUNTIME"])
+        if self.predictor is not None:
+            log.info("switched from model %s to %s without restart", self.version, predictor.version)
+        self.predictor, self.bundle_dir = predictor, target
+        self.rule = FewShotRule.from_bundle(predictor.info.extra)
+        self.index, self.index_stamp = None, None
+
+    def _follow_references(self) -> None:
+        from ml.fewshot import ReferenceIndex
+
+        mine = ReferencePhoto.embedding_version == self.version
+        stamp = tuple(db.session.execute(
+            db.select(db.func.count(), db.func.max(ReferencePhoto.id), db.func.sum(ReferencePhoto.id),
+                      db.func.max(ReferencePhoto.embedded_at)).where(mine)).one())
+        if stamp == self.index_stamp:
+            return
+        rows = db.session.execute(
+            db.select(ReferencePhoto.embedding, Landmark.class_key, Landmark.slug)
+            .join(Landmark, ReferencePhoto.landmark_id == Landmark.id).where(mine)).all()
+        keys = [class_key or slug for _, class_key, slug in rows]
+        vectors = np.stack([np.frombuffer(emb, np.float32) for emb, _, _ in rows]) if rows else np.zeros((0, 1))
+        self.index = ReferenceIndex(keys, vectors, self.rule.k) if rows else None
+        self.index_stamp = stamp
+        log.info("reference index: %d photos of %d landmarks for model %s", len(keys), len(set(keys)), self.version)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def get_engine() -> Engine:
+    """The process's engine; created now if the pool did not preload it (solo pool, eager tests)."""
+    global _engine
+    app = current_app._get_current_object()
+    with _engine_lock:
+        if _engine is None or _engine.app is not app:  # tests build many apps in one process
+            _engine = Engine(app)
+        return _engine
+
+
+def loaded_version() -> str | None:
+    """The version id of the model this process serves now, or None before it is loaded."""
+    return _engine.version if _engine is not None else None
+
+
+def landmark_for(key: str | None) -> Landmark | None:
+    """The catalog landmark of a model class key or of an enrolled landmark's slug."""
+    if key is None:
+        return None
+    return db.session.scalars(db.select(Landmark).where(db.or_(Landmark.class_key == key, Landmark.slug == key))
+                              .order_by(Landmark.class_key.is_(None))).first()
 
 
 @worker_process_init.connect
@@ -48,11 +206,6 @@ def _load_in_child(**_kwargs) -> None:
 
     with flask_app.app_context():
         try:
-            get_predictor()
+            get_engine()
         except Exception:  # logged here; each task then retries the load and reports the failure
             log.exception("could not load the model bundle in process %d", os.getpid())
-
-
-def loaded_version() -> str | None:
-    """The version id of the model this process serves now, or None before it is loaded."""
-    return _predictor.version if _predictor is not None else None

@@ -1,4 +1,5 @@
-"""Celery tasks. ``recognize`` turns a queued upload into a stored result."""
+"""Celery tasks: ``recognize`` an upload, ``embed_references`` for few-shot enrolment, ``train_model``,
+and the maintenance tasks ``sweep`` and ``purge``."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +12,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ml import images
 from webapp import maintenance
 from webapp.extensions import db
-from webapp.models import Landmark, Recognition, claim, finish_once
+from webapp.models import Recognition, ReferencePhoto, claim, finish_once, utcnow
+from webapp.references import reference_path
 from webapp.uploads import original_path, visitor_reason
-from worker.model import get_predictor
+from worker.model import get_engine, landmark_for, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -62,34 +64,34 @@ def run_recognition(recognition_id: str) -> str | None:
     if rec.finished or not claim(recognition_id):  # a redelivered message: the result is already written
         return current_status(recognition_id)
 
-    started = time.perf_counter()
-    try:
-        decoded = images.decode(
-            original_path(rec),
-            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-            allowed_formats=images.UPLOAD_FORMATS,
-        )
-    except images.ImageError as err:
-        return finish(recognition_id, "failed", error=visitor_reason(err))
-    decoded_at = time.perf_counter()
-    predictor = get_predictor()
-    prediction = predictor.predict([decoded.image])[0]
-    landmark = (
-        db.session.scalars(db.select(Landmark).filter_by(class_key=prediction.label)).first()
-        if prediction.label
-        else None
-    )
+    engine = get_engine()
+    with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
+        started = time.perf_counter()
+        try:
+            decoded = decode(original_path(rec))
+        except images.ImageError as err:
+            return finish(recognition_id, "failed", error=visitor_reason(err))
+        decode_ms = (time.perf_counter() - started) * 1000
+        outcome = run(decoded.image)
+    landmark = landmark_for(outcome.label)
     return finish(
         recognition_id,
         "done",
-        label=prediction.label,
-        confidence=float(prediction.score),
-        top5=[[key, float(prob)] for key, prob in prediction.top5],
-        model_version=predictor.version,
+        label=outcome.label,
+        confidence=outcome.score,
+        top5=outcome.top5,
+        matched_by=outcome.matched_by,
+        model_version=outcome.version,
+        batch_size=outcome.batch_size,
+        worker=worker_name(),
         landmark_id=landmark.id if landmark else None,
-        decode_ms=(decoded_at - started) * 1000,
-        inference_ms=(time.perf_counter() - decoded_at) * 1000,
+        decode_ms=decode_ms,
+        inference_ms=outcome.model_ms,
     )
+
+
+def decode(path) -> images.DecodedImage:
+    return images.decode(path, max_pixels=current_app.config["MAX_IMAGE_PIXELS"], allowed_formats=images.UPLOAD_FORMATS)
 
 
 def finish(recognition_id: str, status: str, **values) -> str | None:
@@ -113,6 +115,55 @@ def mark_failed(recognition_id: str, error: str) -> None:
     except Exception:  # the database itself is gone: the sweeper will find the row
         discard_session()
         log.exception("could not mark recognition %s failed", recognition_id)
+
+
+@shared_task(name="worker.tasks.embed_references", bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=8)
+def embed_references(self, photo_ids: list[int] | None = None) -> int:
+    """Store the active model's embedding of reference photos: ``photo_ids``, or (None) every photo whose
+    embedding is missing or from another model version (sent when a model version is activated)."""
+    try:
+        return run_embeddings(photo_ids)
+    except Exception as exc:
+        discard_session()
+        if is_transient(exc) and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=min(30, 0.5 * 2**self.request.retries))
+        raise
+
+
+def run_embeddings(photo_ids: list[int] | None) -> int:
+    engine = get_engine()
+    engine.refresh(force=True)  # embed with the model active now, not the one seen a moment ago
+    query = db.select(ReferencePhoto).order_by(ReferencePhoto.id)
+    if photo_ids is None:
+        query = query.where(db.or_(ReferencePhoto.embedding_version.is_(None),
+                                   ReferencePhoto.embedding_version != engine.version))
+    else:
+        query = query.where(ReferencePhoto.id.in_(photo_ids))
+    done = 0
+    for photo in db.session.scalars(query).all():
+        with engine.slot() as run:
+            try:
+                decoded = decode(reference_path(photo))
+            except (images.ImageError, OSError) as err:
+                photo.error = visitor_reason(err) if isinstance(err, images.ImageError) else "the photo file is missing"
+                db.session.commit()
+                continue
+            outcome = run(decoded.image)
+        photo.embedding = outcome.embedding.astype("float32").tobytes()
+        photo.embedding_version, photo.embedded_at, photo.error = outcome.version, utcnow(), None
+        db.session.commit()
+        done += 1
+    log.info("embedded %d reference photos with model %s", done, engine.version)
+    return done
+
+
+@shared_task(name="worker.tasks.train_model", acks_late=True)
+def train_model(version_id: int) -> str:
+    """Retrain on the base dataset plus every reference photo; registers the result (training queue)."""
+    from worker.training import train
+
+    return train(version_id)
 
 
 @shared_task(name="worker.tasks.sweep")

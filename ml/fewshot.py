@@ -1,0 +1,90 @@
+"""Few-shot enrolment: recognise landmarks the classifier never learnt, from a few reference photos.
+
+Every reference photo is stored as the model's L2-normalised embedding with the key of the landmark it
+shows. A query is compared with all of them by cosine similarity; a landmark's score is the mean of
+its ``k`` best similarities (robust to one odd reference photo). The classifier and the references
+are then combined (``combine``):
+
+- a reference match at or above ``threshold`` wins, unless the classifier is sure
+  (probability ≥ ``override``) of a *different* trained landmark: trained landmarks keep their accuracy;
+- otherwise the classifier decides, with its own rejection threshold ("not a known landmark").
+
+Both numbers were chosen by measurement (``bench/fewshot.py``, ``docs/fewshot.md``); a bundle may
+carry its own in ``bundle.json`` under ``"fewshot"``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml.predictor import Prediction
+
+
+@dataclass(frozen=True)
+class FewShotRule:
+    threshold: float = 0.60  # cosine similarity a reference match needs
+    override: float = 0.80  # classifier probability at which a different trained landmark still wins
+    k: int = 3  # a landmark's score: the mean of its k most similar reference photos
+
+    @classmethod
+    def from_bundle(cls, meta: dict) -> "FewShotRule":
+        return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in ("threshold", "override", "k")})
+
+
+class ReferenceIndex:
+    """Reference embeddings grouped by landmark key; ``best`` finds the most similar landmark per query."""
+
+    def __init__(self, keys: list[str], embeddings: np.ndarray, k: int = 3):
+        self.k = k
+        self.keys = sorted(set(keys))
+        owner = {key: i for i, key in enumerate(self.keys)}
+        self.owners = np.array([owner[key] for key in keys], dtype=np.int64)
+        emb = np.asarray(embeddings, np.float32).reshape(len(keys), -1)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        self.embeddings = emb / np.where(norms == 0, 1, norms)
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """(queries, landmarks): each landmark's mean of its ``k`` best cosine similarities."""
+        sims = np.asarray(queries, np.float32) @ self.embeddings.T
+        out = np.full((len(sims), len(self.keys)), -1.0, np.float32)
+        for j in range(len(self.keys)):
+            own = sims[:, self.owners == j]
+            k = min(self.k, own.shape[1])
+            out[:, j] = -np.sort(-own, axis=1)[:, :k].mean(1)  # the k largest, averaged
+        return out
+
+    def best(self, queries: np.ndarray) -> list[tuple[str, float]]:
+        if not len(self):
+            return [(None, -1.0)] * len(queries)
+        s = self.scores(queries)
+        j = s.argmax(1)
+        return [(self.keys[i], float(s[n, i])) for n, i in enumerate(j)]
+
+
+@dataclass
+class Decision:
+    label: str | None  # landmark key (class key or enrolled key), or None: not a known landmark
+    score: float  # classifier probability, or cosine similarity when matched by reference
+    top5: list[tuple[str, float]]  # the classifier's top-5
+    matched_by: str  # "classifier" or "reference"
+
+
+def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule) -> Decision:
+    """The classifier's prediction and the best reference match → one decision."""
+    key, similarity = reference
+    top_key, top_prob = prediction.top5[0] if prediction.top5 else (None, 0.0)
+    if key is not None and similarity >= rule.threshold and (key == top_key or top_prob < rule.override):
+        return Decision(key, similarity, prediction.top5, "reference")
+    return Decision(prediction.label, prediction.score, prediction.top5, "classifier")
+
+
+def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule) -> list[Decision]:
+    """``combine`` for a batch (no index or an empty one: the classifier alone)."""
+    if index is None or not len(index):
+        return [combine(p, (None, -1.0), rule) for p in predictions]
+    matches = index.best(np.stack([p.embedding for p in predictions]))
+    return [combine(p, m, rule) for p, m in zip(predictions, matches)]
