@@ -44,11 +44,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     from webapp.views import api, catalog, pages
     from webapp.views import auth as auth_views
+    from webapp.views import review
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(review.bp)
     csrf.exempt(api.bp)
     errors.init_app(app)
     security.init_app(app)  # headers and rate limits (after the views it wraps, after the generic handlers)

@@ -32,6 +32,7 @@ HEADERS = {
 }
 UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition")
 API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks")
+FEEDBACK_ENDPOINTS = ("pages.feedback", "api.recognition_feedback")  # "Is this right?": one budget, page and API
 LOGIN_ENDPOINTS = ("auth.login",)  # only its POSTs (sign-in attempts) count
 
 
@@ -62,7 +63,8 @@ def init_rate_limits(app: Flask) -> Limiter:
 
     Uploads through the page and the API share one budget per client (``UPLOAD_RATE_LIMIT``);
     API reads, including the result page's polling, have ``API_RATE_LIMIT``; sign-in attempts
-    (POST /login) have ``LOGIN_RATE_LIMIT``, against password guessing. Counters live in
+    (POST /login) have ``LOGIN_RATE_LIMIT``, against password guessing; visitors' feedback posts
+    (page and API together) share one ``API_RATE_LIMIT`` budget. Counters live in
     ``RATELIMIT_STORAGE_URI``: memory by default (per web process), Redis in production.
     """
     limiter = Limiter(get_remote_address, app=app)
@@ -74,6 +76,10 @@ def init_rate_limits(app: Flask) -> Limiter:
         app.view_functions[endpoint] = uploads(app.view_functions[endpoint])
     for endpoint in API_READ_ENDPOINTS:
         app.view_functions[endpoint] = reads(app.view_functions[endpoint])
+    feedback = limiter.shared_limit(lambda: app.config["API_RATE_LIMIT"], scope="feedback",
+                                    error_message=too_many_requests)
+    for endpoint in FEEDBACK_ENDPOINTS:
+        app.view_functions[endpoint] = feedback(app.view_functions[endpoint])
     logins = limiter.limit(lambda: app.config["LOGIN_RATE_LIMIT"], methods=["POST"], error_message=too_many_logins)
     for endpoint in LOGIN_ENDPOINTS:
         app.view_functions[endpoint] = logins(app.view_functions[endpoint])

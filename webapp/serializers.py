@@ -53,6 +53,19 @@ def recognition_json(rec: Recognition) -> dict:
         "created_at": _iso(rec.created_at),
         "finished_at": _iso(rec.finished_at),
         "error": rec.error,
+        "feedback": feedback_json(rec),
+    }
+
+
+def feedback_json(rec: Recognition) -> dict | None:
+    """The visitor's answer to "Is this right?" and where its review stands; None if not given."""
+    if rec.feedback is None:
+        return None
+    return {
+        "answer": rec.feedback,
+        "landmark": rec.corrected_landmark.slug if rec.corrected_landmark else None,
+        "review_status": rec.review_status,
+        "given_at": _iso(rec.feedback_at),
     }
 
 

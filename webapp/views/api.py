@@ -5,8 +5,9 @@ from flask import Blueprint, jsonify, request
 
 from webapp.errors import error_response
 from webapp.extensions import db
+from webapp.feedback import FeedbackError, record_feedback
 from webapp.models import Landmark, Recognition
-from webapp.serializers import landmark_json, recognition_json, status_url
+from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
 from webapp.uploads import UploadError, accept_upload, discard, may_delete
 
 bp = Blueprint("api", __name__)
@@ -46,6 +47,25 @@ def delete_recognition(rec_id: str):
 def list_landmarks():
     landmarks = db.session.scalars(db.select(Landmark).order_by(Landmark.slug))
     return jsonify([landmark_json(lm) for lm in landmarks])
+
+
+@bp.post("/api/v1/recognitions/<rec_id>/feedback")
+def recognition_feedback(rec_id: str):
+    """JSON ``{"answer": "correct"|"wrong", "landmark": slug|null}``; rules in webapp/feedback.py.
+
+    Only a JSON content type is read (no ``force``): a cross-site form cannot send one without CORS.
+    """
+    rec = db.session.get(Recognition, rec_id)
+    if rec is None:
+        return error_response(404, "no recognition with this id")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error_response(400, 'send a JSON object {"answer": "correct"|"wrong", "landmark": slug|null}')
+    try:
+        record_feedback(rec, body.get("answer"), body.get("landmark"))
+    except FeedbackError as err:
+        return error_response(err.status, err.message)
+    return jsonify(id=rec.id, feedback=feedback_json(rec))
 
 
 @bp.get("/healthz")

@@ -19,6 +19,8 @@ from flask_babel import gettext as _
 
 from webapp.errors import error_response, wants_json
 from webapp.extensions import db
+from webapp.feedback import FeedbackError, landmark_choices, record_feedback
+from webapp.i18n import current_language
 from webapp.models import Recognition
 from webapp.serializers import alternatives, status_url
 from webapp.uploads import UploadError, accept_upload, discard, display_path, may_delete
@@ -53,8 +55,21 @@ def result(rec_id: str):
     token = session.get("delete_tokens", {}).get(rec.id)  # only the uploader's browser has it
     delete_url = url_for("pages.confirm_delete", rec_id=rec.id, token=token) if token else None
     return render_template(
-        "result.html", rec=rec, alternatives=alternatives(rec), status_url=status_url(rec), delete_url=delete_url
+        "result.html", rec=rec, alternatives=alternatives(rec), status_url=status_url(rec), delete_url=delete_url,
+        feedback_landmarks=landmark_choices(current_language()) if rec.status == "done" else [],
     )
+
+
+@bp.post("/r/<rec_id>/feedback")
+def feedback(rec_id: str):
+    """The visitor's answer to "Is this right?" (rules in webapp/feedback.py)."""
+    rec = db.get_or_404(Recognition, rec_id)
+    try:
+        record_feedback(rec, request.form.get("answer"), request.form.get("landmark", ""))
+    except FeedbackError as err:
+        return error_response(err.status, err.message)
+    flash(_("Thank you! Your answer helps us improve the recogniser."))
+    return redirect(url_for("pages.result", rec_id=rec.id, _anchor="feedback"), code=303)
 
 
 @bp.get("/r/<rec_id>/delete")
