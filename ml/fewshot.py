@@ -5,8 +5,10 @@ shows. A query is compared with all of them by cosine similarity; a landmark's s
 its ``k`` best similarities (robust to one odd reference photo). The classifier and the references
 are then combined (``combine``):
 
-- a reference match at or above ``threshold`` wins, unless the classifier is sure
-  (probability ≥ ``override``) of a *different* trained landmark: trained landmarks keep their accuracy;
+- the trained landmarks are in the same index, through a few embeddings of their training photos that
+  the bundle carries (``references.npz``), so a photo is matched against every landmark on equal terms;
+- when the most similar landmark is an enrolled one, at or above ``threshold``, it wins unless the
+  classifier is sure (probability ≥ ``override``) of a trained landmark: trained landmarks keep their accuracy;
 - otherwise the classifier decides, with its own rejection threshold ("not a known landmark").
 
 Both numbers were chosen by measurement (``bench/fewshot.py``, ``docs/fewshot.md``); a bundle may
@@ -73,18 +75,46 @@ class Decision:
     matched_by: str  # "classifier" or "reference"
 
 
-def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule) -> Decision:
+def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule,
+            trained: set[str] = frozenset()) -> Decision:
     """The classifier's prediction and the best reference match → one decision."""
     key, similarity = reference
-    top_key, top_prob = prediction.top5[0] if prediction.top5 else (None, 0.0)
-    if key is not None and similarity >= rule.threshold and (key == top_key or top_prob < rule.override):
+    top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
+    if key is not None and key not in trained and similarity >= rule.threshold and top_prob < rule.override:
         return Decision(key, similarity, prediction.top5, "reference")
     return Decision(prediction.label, prediction.score, prediction.top5, "classifier")
 
 
-def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule) -> list[Decision]:
-    """``combine`` for a batch (no index or an empty one: the classifier alone)."""
+def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule,
+               trained: set[str] = frozenset()) -> list[Decision]:
+    """``combine`` for a batch (no index or an empty one: the classifier alone). ``trained``: the
+    classifier's own landmarks, left to the classifier when they are the most similar."""
     if index is None or not len(index):
         return [combine(p, (None, -1.0), rule) for p in predictions]
     matches = index.best(np.stack([p.embedding for p in predictions]))
-    return [combine(p, m, rule) for p, m in zip(predictions, matches)]
+    return [combine(p, m, rule, trained) for p, m in zip(predictions, matches)]
+
+
+REFERENCES_FILE = "references.npz"  # in a bundle: a few embeddings per trained landmark
+
+
+def select_references(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of up to ``per_class`` photos of each class (seeded): the trained landmarks' references."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)])
+
+
+def save_references(bundle_dir, keys: list[str], embeddings: np.ndarray) -> None:
+    np.savez_compressed(f"{bundle_dir}/{REFERENCES_FILE}", keys=np.array(keys),
+                        embeddings=np.asarray(embeddings, np.float16))
+
+
+def load_references(bundle_dir) -> tuple[list[str], np.ndarray]:
+    """The bundle's trained-landmark references ([], empty) when it has none."""
+    from pathlib import Path
+
+    path = Path(bundle_dir) / REFERENCES_FILE
+    if not path.exists():
+        return [], np.zeros((0, 0), np.float32)
+    with np.load(path) as saved:
+        return [str(k) for k in saved["keys"]], saved["embeddings"].astype(np.float32)

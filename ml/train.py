@@ -242,8 +242,9 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
                               "seconds": round(result.seconds)}},
     )
     shutil.copy(Path(cfg.out) / "history.json", Path(bundle_dir) / "history.json")
+    predictor = Predictor(bundle_dir, runtime="litert")
+    write_references(predictor, data_split.train, bundle_dir, cfg.seed)
     if result.negatives["val"]:
-        predictor = Predictor(bundle_dir, runtime="litert")
         known = scores(predictor, data_split.val)
         labels = np.array([s.label for s in data_split.val])
         curve = rejection_curve(known, labels, scores(predictor, result.negatives["val"]))
@@ -253,6 +254,16 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
             "calibration": {"min_rejected": min_rejected, "landmarks": len(labels),
                             "negatives": len(result.negatives["val"])}})
     return info
+
+
+def write_references(predictor, train: list[Sample], bundle_dir, seed: int, per_class: int = 20) -> None:
+    """A few training-photo embeddings per landmark, so few-shot matching weighs every landmark alike."""
+    from ml.fewshot import save_references, select_references
+
+    chosen = [train[i] for i in select_references(np.array([s.label for s in train]), per_class, seed)]
+    embeddings = [predictor.predict_arrays(predictor.preprocess([s.path for s in chosen[i: i + 64]]))[1]
+                  for i in range(0, len(chosen), 64)]
+    save_references(bundle_dir, [predictor.labels[s.label] for s in chosen], np.concatenate(embeddings))
 
 
 def load_finished(cfg: TrainConfig) -> TrainResult:

@@ -161,3 +161,28 @@ def _redis_answers(url: str) -> str | None:
         return None
     except Exception as exc:
         return f"Redis unreachable at {url}: {exc}"
+
+
+def tower_photo(seed: int, view: int) -> bytes:
+    """Photo ``view`` of a made-up landmark ``seed`` (a tiered tower under a sky; views differ in crop and
+    light): a landmark no shipped model was trained on, for few-shot enrolment tests."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    base = Image.new("RGB", (480, 360))
+    draw = ImageDraw.Draw(base)
+    for y in range(360):
+        draw.line([(0, y), (480, y)], fill=(90 + y // 6, 140 + y // 8, 220 - y // 4))
+    for tier in range(6):
+        w, y = 200 - tier * 28, 330 - tier * 45
+        colour = tuple(int(c) for c in rng.integers(40, 230, 3))
+        draw.polygon([(220 - w // 2, y), (260 + w // 2, y), (240 + w // 2, y - 40), (240 - w // 2, y - 40)], fill=colour)
+    r = np.random.default_rng(1000 + view)
+    scale = r.uniform(0.7, 1.0)
+    w, h = int(480 * scale), int(360 * scale)
+    x0, y0 = int(r.integers(0, 480 - w + 1)), int(r.integers(0, 360 - h + 1))
+    arr = np.asarray(base.crop((x0, y0, x0 + w, y0 + h)).resize((320, 240)), np.float32) * r.uniform(0.8, 1.15)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()

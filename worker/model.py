@@ -106,6 +106,7 @@ class Engine:
         with self.app.app_context():
             self.refresh()
         predictor, index, rule = self.predictor, self.index, self.rule
+        trained = set(predictor.labels)
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
         started = time.perf_counter()
         probs, embeddings = predictor.predict_arrays(np.concatenate(arrays))
@@ -113,7 +114,7 @@ class Engine:
         predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
         return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, p.embedding,
                         predictor.version, len(items), model_ms)
-                for d, p in zip(decide_all(predictions, index, rule), predictions)]
+                for d, p in zip(decide_all(predictions, index, rule, trained), predictions)]
 
     # -- what to serve --------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
@@ -155,7 +156,7 @@ class Engine:
         self.index, self.index_stamp = None, None
 
     def _follow_references(self) -> None:
-        from ml.fewshot import ReferenceIndex
+        from ml.fewshot import ReferenceIndex, load_references
 
         mine = ReferencePhoto.embedding_version == self.version
         stamp = tuple(db.session.execute(
@@ -166,11 +167,13 @@ class Engine:
         rows = db.session.execute(
             db.select(ReferencePhoto.embedding, Landmark.class_key, Landmark.slug)
             .join(Landmark, ReferencePhoto.landmark_id == Landmark.id).where(mine)).all()
-        keys = [class_key or slug for _, class_key, slug in rows]
-        vectors = np.stack([np.frombuffer(emb, np.float32) for emb, _, _ in rows]) if rows else np.zeros((0, 1))
-        self.index = ReferenceIndex(keys, vectors, self.rule.k) if rows else None
+        enrolled = [class_key or slug for _, class_key, slug in rows]
+        trained_keys, trained_vectors = load_references(self.predictor.info.path)  # the bundle's own landmarks
+        vectors = [np.frombuffer(emb, np.float32) for emb, _, _ in rows] + list(trained_vectors)
+        self.index = ReferenceIndex(enrolled + trained_keys, np.stack(vectors), self.rule.k) if rows else None
         self.index_stamp = stamp
-        log.info("reference index: %d photos of %d landmarks for model %s", len(keys), len(set(keys)), self.version)
+        log.info("reference index: %d photos of %d enrolled landmarks for model %s", len(rows), len(set(enrolled)),
+                 self.version)
 
 
 def worker_name() -> str:
