@@ -15,6 +15,7 @@ FIELDS = ("class_key", "name_vi", "name_en", "province", "lat", "lon", "descript
 REQUIRED = ("slug", "name_vi", "name_en", "lat", "lon")
 landmarks_cli = AppGroup("landmarks", help="Manage the landmark catalog.")
 ops_cli = AppGroup("ops", help="Operations: sweep stuck recognitions, purge old uploads.")
+models_cli = AppGroup("models", help="Model versions: list, retrain, register a bundle, activate.")
 
 
 def upsert_landmarks(entries: list[dict]) -> tuple[int, int]:
@@ -69,6 +70,68 @@ def purge_command() -> None:
     click.echo(f"{result['deleted']} recognitions and {result['files']} stray files deleted")
 
 
+# --- flask models ---------------------------------------------------------------------------
+
+@models_cli.command("list")
+def models_list_command() -> None:
+    """Every version (newest first) and the shipped model, with headline metrics; * marks the active one."""
+    from webapp import model_versions
+
+    def pct(value) -> str:
+        return f"{value:.1%}" if isinstance(value, (int, float)) else "-"
+
+    for v in model_versions.listing():
+        m = v["metrics"]
+        click.echo(f"{'*' if v['is_active'] else ' '} {str(v['id']):>8}  {v['status']:<8}  {v['arch'] or '-':<14}"
+                   f"  top-1 {pct(m['top1']):>6}  top-5 {pct(m['top5']):>6}  {v['version'] or '-'}")
+
+
+@models_cli.command("activate")
+@click.argument("version_id")
+def models_activate_command(version_id: str) -> None:
+    """Serve version ID (a number), or "shipped" for the built-in model; reference photos are re-embedded."""
+    from webapp import model_versions
+
+    version = None
+    if version_id != model_versions.SHIPPED_KEY:
+        version = model_versions.get(int(version_id)) if version_id.isdigit() else None
+        if version is None:
+            raise click.ClickException(f"no model version {version_id} (give a number from `flask models list` "
+                                       "or 'shipped')")
+    try:
+        model_versions.activate(version)
+    except model_versions.ModelVersionError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"active: {version.id if version else 'the shipped model'}")
+
+
+@models_cli.command("register")
+@click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--activate", "make_active", is_flag=True, help="Also make it the active version.")
+def models_register_command(bundle_dir: Path, make_active: bool) -> None:
+    """Record an existing bundle directory (bundle.json, labels.json, metrics.json) as a ready version."""
+    from webapp import model_versions
+
+    try:
+        version = model_versions.register_bundle(bundle_dir, make_active=make_active)
+    except model_versions.ModelVersionError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"registered version {version.id}: {version.version}{' (active)' if version.is_active else ''}")
+
+
+@models_cli.command("train")
+def models_train_command() -> None:
+    """Start a retraining on the training queue (like the page's Retrain button)."""
+    from webapp import model_versions
+
+    try:
+        version = model_versions.start_training(None)
+    except model_versions.ModelVersionError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"training started: version {version.id}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(landmarks_cli)
     app.cli.add_command(ops_cli)
+    app.cli.add_command(models_cli)
