@@ -44,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from webapp.views import api, catalog, pages
     from webapp.views import auth as auth_views
+    from webapp.views import editor, editor_api
     from webapp.views import review
     from webapp.views import models as model_views, models_api
 
@@ -51,10 +52,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(catalog.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth_views.bp)
+    app.register_blueprint(editor.bp)
+    app.register_blueprint(editor_api.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(model_views.bp)
     app.register_blueprint(models_api.bp)
     csrf.exempt(api.bp)
+    csrf.exempt(editor_api.bp)  # bearer tokens only (webapp.auth.api_role_required)
     csrf.exempt(models_api.bp)
     errors.init_app(app)
     security.init_app(app)  # headers and rate limits (after the views it wraps, after the generic handlers)

@@ -131,7 +131,83 @@ def models_train_command() -> None:
     click.echo(f"training started: version {version.id}")
 
 
+# --- flask users ----------------------------------------------------------------------------
+
+users_cli = AppGroup("users", help="Editors and admins: create them, issue and revoke their API tokens.")
+
+
+def find_user(email: str):
+    from webapp.auth import normalise_email
+    from webapp.models import User
+
+    user = db.session.scalars(db.select(User).filter_by(email=normalise_email(email))).first()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    return user
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["editor", "admin"]), required=True, help="What the user may do.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for (hidden, twice) when left out.")
+def users_create_command(email: str, role: str, password: str) -> None:
+    """Create an editor or admin who signs in with EMAIL and the password."""
+    from webapp.auth import create_user
+
+    try:
+        user = create_user(email, password, role)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"created {user.role} {user.email}")
+
+
+@users_cli.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for, e.g. the script that uses it.")
+def users_token_command(email: str, name: str) -> None:
+    """Print a new API bearer token for EMAIL (shown once: only its hash is kept)."""
+    from webapp.auth import issue_token
+
+    user = find_user(email)
+    if not user.active:
+        raise click.ClickException(f"{user.email} is deactivated")
+    click.echo(issue_token(user, name))
+
+
+@users_cli.command("revoke")
+@click.argument("email")
+def users_revoke_command(email: str) -> None:
+    """Revoke every API token of EMAIL."""
+    from webapp.models import ApiToken, utcnow
+
+    user = find_user(email)
+    revoked = db.session.execute(
+        db.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    click.echo(f"{revoked} tokens of {user.email} revoked")
+
+
+@users_cli.command("list")
+def users_list_command() -> None:
+    """Every user with role, state, last sign-in and number of live tokens."""
+    from sqlalchemy import func
+
+    from webapp.models import ApiToken, User
+
+    live = dict(db.session.execute(
+        db.select(ApiToken.user_id, func.count(ApiToken.id)).where(ApiToken.revoked_at.is_(None))
+        .group_by(ApiToken.user_id)
+    ).all())
+    for user in db.session.scalars(db.select(User).order_by(User.email)):
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        click.echo(f"{user.email:<40} {user.role:<7} {'active' if user.active else 'inactive':<9}"
+                   f" last sign-in {last:<16}  {live.get(user.id, 0)} tokens")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(landmarks_cli)
     app.cli.add_command(ops_cli)
     app.cli.add_command(models_cli)
+    app.cli.add_command(users_cli)

@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User
-from webapp.uploads import original_path, read_image
+from webapp.uploads import UploadError, original_path, read_image
 
 EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
 
@@ -40,7 +40,12 @@ def reference_display_path(photo: ReferencePhoto) -> Path:
 def add_reference_photos(landmark: Landmark, files: list[FileStorage], user: User | None) -> list[ReferencePhoto]:
     """Validate every file first (``UploadError`` names the first bad one: nothing is stored then),
     then store them all, commit, and enqueue their embeddings."""
-    decoded = [read_image(file) for file in files]
+    decoded = []
+    for file in files:
+        try:
+            decoded.append(read_image(file))
+        except UploadError as err:
+            raise UploadError(err.status, f"{(file.filename or '?')[:120]}: {err.message}") from err
     photos = [_store(landmark, data, image, "editor", user) for data, image in decoded]
     db.session.commit()
     enqueue_embeddings(photos)

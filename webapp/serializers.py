@@ -5,8 +5,9 @@ from datetime import datetime, timezone
 
 from flask import url_for
 
+from webapp.editing import embedding_state
 from webapp.extensions import db
-from webapp.models import Landmark, Recognition
+from webapp.models import Landmark, Recognition, ReferencePhoto
 
 
 def landmark_json(landmark: Landmark) -> dict:
@@ -79,3 +80,26 @@ def _iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:  # SQLite returns naive datetimes; they are stored in UTC
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
+
+
+def landmark_detail_json(landmark: Landmark) -> dict:
+    """A landmark with its descriptions and reference-photo counts (the editors' API)."""
+    states = [embedding_state(photo) for photo in landmark.reference_photos]
+    return {**landmark_json(landmark), "description_vi": landmark.description_vi,
+            "description_en": landmark.description_en,
+            "photos": {"total": len(states), "embedded": states.count("embedded")}}
+
+
+def reference_photo_json(photo: ReferencePhoto) -> dict:
+    """A reference photo; ``url`` serves it (a JPEG) to a bearer of the editor role."""
+    return {
+        "id": photo.id,
+        "landmark": photo.landmark.slug,
+        "url": url_for("editor_api.photo_file", slug=photo.landmark.slug, photo_id=photo.id),
+        "source": photo.source,
+        "format": photo.image_format,
+        "sha256": photo.sha256,
+        "embedding": {"state": embedding_state(photo), "version": photo.embedding_version,
+                      "embedded_at": _iso(photo.embedded_at), "error": photo.error},
+        "created_at": _iso(photo.created_at),
+    }

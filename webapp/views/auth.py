@@ -1,9 +1,9 @@
 """Signing editors and admins in and out (Flask-Login sessions; visitors need no account)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
@@ -32,9 +32,7 @@ def safe_next(target: str | None) -> str | None:
 
 
 def after_login_url() -> str:
-    if "editor.landmarks" in current_app.view_functions:
-        return url_for("editor.landmarks")
-    return url_for("pages.index")
+    return url_for("editor.landmarks")
 
 
 @bp.route("/login", methods=["GET", "POST"])
