@@ -27,6 +27,8 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(Config())
     app.config.update(config or {})
+    from webapp.logs import configure_logging  # LOG_FORMAT, LOG_LEVEL
+    configure_logging(app)
     app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,8 @@ def create_app(config: dict | None = None) -> Flask:
     security.init_app(app)  # headers and rate limits (after the views it wraps, after the generic handlers)
     geo.init_app(app)  # map helpers for the _map.html macro
     cli.init_app(app)
+    from webapp.views import ops  # /readyz and /metrics (webapp/observability.py)
+    app.register_blueprint(ops.bp)
     return app
 
 

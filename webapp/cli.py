@@ -70,6 +70,15 @@ def purge_command() -> None:
     click.echo(f"{result['deleted']} recognitions and {result['files']} stray files deleted")
 
 
+@ops_cli.command("stats")
+@click.option("--minutes", default=5, show_default=True, type=click.IntRange(1, 60), help="How far back to look.")
+def stats_command(minutes: int) -> None:
+    """Queue depth, live workers, throughput and latency of the last minutes (the /metrics numbers)."""
+    from webapp import observability
+
+    click.echo(observability.stats_report(minutes))
+
+
 # --- flask models ---------------------------------------------------------------------------
 
 @models_cli.command("list")

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
 from ml import images
+from webapp import logs
 from webapp.extensions import db
 from webapp.models import Recognition, utcnow
 
@@ -50,6 +51,7 @@ def accept_upload(file: FileStorage | None) -> Recognition:
         db.session.rollback()
         remove_files(rec)
         raise
+    logs.bind_recognition(rec.id, "upload stored")  # this request's log lines carry the recognition id
     try:
         current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
     except Exception:  # the broker is down even after kombu's retries: undo, so a 503 means "not accepted"

@@ -55,3 +55,23 @@ def test_bad_photo_ends_failed_on_the_real_worker(embedded_stack):
 def sample_bytes() -> bytes:
     photo, _ = sample_photos(per_class=1, classes=1)[0]
     return photo.read_bytes() if isinstance(photo, Path) else photo
+
+
+def test_readyz_counts_the_real_worker_and_its_model(embedded_stack):
+    """The worker process's heartbeat (worker/heartbeat.py) reaches /readyz with the model it loaded."""
+    import json
+    import os
+    import time
+
+    from ml.bundle import SHIPPED
+
+    expected = json.loads((Path(os.environ.get("MODEL_BUNDLE") or SHIPPED) / "bundle.json").read_text())["version"]
+    deadline = time.monotonic() + 180
+    while True:
+        body = embedded_stack.client.get("/readyz?require_worker=1").get_json()
+        if body["status"] == "ready" and expected in body["workers"]["model_versions"]:
+            break
+        assert time.monotonic() < deadline, f"no live worker with {expected}: {body}"
+        assert embedded_stack.worker.poll() is None, embedded_stack.log.read_text()[-3000:]
+        time.sleep(0.5)
+    assert body["workers"]["live"] >= 1 and body["workers"]["queues"]["inference"] >= 1
