@@ -14,7 +14,7 @@ from webapp.models import Landmark
 FIELDS = ("class_key", "name_vi", "name_en", "province", "lat", "lon", "description_vi", "description_en")
 REQUIRED = ("slug", "name_vi", "name_en", "lat", "lon")
 landmarks_cli = AppGroup("landmarks", help="Manage the landmark catalog.")
-ops_cli = AppGroup("ops", help="Operations: sweep stuck recognitions, purge old uploads.")
+ops_cli = AppGroup("ops", help="Operations: sweep stuck recognitions, purge old uploads, stats.")
 models_cli = AppGroup("models", help="Model versions: list, retrain, register a bundle, activate.")
 
 
