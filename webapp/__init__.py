@@ -29,7 +29,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     from webapp.logs import configure_logging  # LOG_FORMAT, LOG_LEVEL
     configure_logging(app)
-    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None (no limit), so setdefault would not do
+        app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         # web and worker processes share the file: wait for the lock instead of failing

@@ -51,6 +51,7 @@ def recognition_json(rec: Recognition) -> dict:
             for key, prob, lm in alternatives(rec)
         ],
         "model_version": rec.model_version,
+        "matched_by": rec.matched_by,  # "classifier" or "reference" (a landmark enrolled from reference photos)
         "created_at": _iso(rec.created_at),
         "finished_at": _iso(rec.finished_at),
         "error": rec.error,

@@ -52,7 +52,8 @@ class Stack:
             conn.default_channel.queue_purge("inference")
         self.client = self.app.test_client()
 
-    def start_worker(self, concurrency: int = 1) -> None:
+    def start_worker(self, concurrency: int = 1, pool: str = "prefork", queues: str = "inference",
+                     **env_extra: str) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
@@ -60,12 +61,15 @@ class Stack:
             "DATABASE_URL": self.db_url,
             "CELERY_BROKER_URL": self.broker_url,
             "UPLOAD_DIR": self.config["UPLOAD_DIR"],
+            "REFERENCE_DIR": self.config["REFERENCE_DIR"],
+            "MODEL_DIR": self.config["MODEL_DIR"],
             "INSTANCE_DIR": str(self.tmp),
             "SECRET_KEY": "test",
         }
         if os.environ.get("MODEL_BUNDLE"):
             env["MODEL_BUNDLE"] = os.environ["MODEL_BUNDLE"]
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference",
+        env.update(env_extra)
+        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues, "--pool", pool,
                "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
                "--without-heartbeat", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
         self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,

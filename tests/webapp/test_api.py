@@ -12,8 +12,8 @@ def test_done_recognition_has_landmark_and_alternatives(app, client, catalog):
     with app.app_context():
         rec_id = finished_recognition("Vinh_Ha_Long", TOP5)
     body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
-    assert set(body) == {"id", "status", "landmark", "confidence", "alternatives", "model_version",
-                         "created_at", "finished_at", "error"}
+    assert set(body) == {"id", "status", "landmark", "confidence", "alternatives", "model_version", "matched_by",
+                         "created_at", "finished_at", "error", "feedback"}
     assert body["status"] == "done"
     assert body["landmark"] == {"slug": "vinh-ha-long", "class_key": "Vinh_Ha_Long", "name_vi": "Vịnh Hạ Long",
                                 "name_en": "Ha Long Bay", "province": "Quảng Ninh", "lat": 20.9101, "lon": 107.1839}

@@ -1,0 +1,107 @@
+"""Benchmark 2: worker throughput, naive vs ours, on the same queue and photos, in one run.
+
+    .venv/bin/python bench/worker_throughput.py [--photos 400] [--out docs/performance.md]
+
+Both workers are real Celery worker processes running the real ``recognize`` task against Redis and
+PostgreSQL (``--database``/``--broker``; the embedded defaults with ``--embedded``):
+
+  naive   Keras ``model.predict`` per task, one task at a time (``--pool solo``, batch 1)
+  ours    LiteRT, micro-batching: ``--pool threads`` with N task threads feeding one batch thread
+          (``worker/batching.py``), all cores for the model
+
+For each, N uploads are queued while no worker runs; then the worker starts, and throughput is
+measured from the first recognition started to the last one stored (model loading excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+
+from factories import sample_photos  # noqa: E402
+from live_stack import Stack  # noqa: E402
+
+CORES = os.cpu_count() or 1
+WORKERS = {
+    "naive": dict(pool="solo", concurrency=1, INFERENCE_RUNTIME="keras", INFERENCE_MAX_BATCH="1",
+                  INFERENCE_THREADS=str(CORES)),
+    "ours": dict(pool="threads", concurrency=32, INFERENCE_RUNTIME="litert", INFERENCE_MAX_BATCH="32",
+                 INFERENCE_THREADS=str(CORES)),
+}
+
+
+def measure(kind: str, args, photos: list[bytes]) -> dict:
+    from webapp.extensions import db
+    from webapp.models import Recognition
+
+    stack = Stack(Path(tempfile.mkdtemp(prefix=f"throughput-{kind}-")), *(() if args.embedded else
+                                                                           (args.database, args.broker)))
+    stack.prepare()
+    ids = [stack.upload(photos[i % len(photos)]) for i in range(args.photos)]
+    settings = dict(WORKERS[kind])
+    stack.start_worker(settings.pop("concurrency"), settings.pop("pool"), **settings)
+    try:
+        deadline = time.monotonic() + args.timeout
+        with stack.app.app_context():
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                rows = db.session.execute(db.select(Recognition.status, Recognition.started_at,
+                                                    Recognition.finished_at, Recognition.batch_size,
+                                                    Recognition.inference_ms)
+                                          .where(Recognition.id.in_(ids))).all()
+                if all(r.status in ("done", "failed") for r in rows):
+                    break
+                assert stack.worker.poll() is None, stack.log.read_text()[-3000:]
+                time.sleep(0.5)
+    finally:
+        stack.stop()
+    done = [r for r in rows if r.status == "done"]
+    span = (max(r.finished_at for r in done) - min(r.started_at for r in done)).total_seconds()
+    batches = [r.batch_size or 1 for r in done]
+    return {"kind": kind, "done": len(done), "failed": sum(r.status == "failed" for r in rows),
+            "unfinished": len(ids) - len(rows) + sum(r.status not in ("done", "failed") for r in rows),
+            "seconds": span, "per_second": len(done) / span if span else 0.0,
+            "mean_batch": sum(batches) / len(batches), "max_batch": max(batches),
+            "model_ms_per_image": sum(r.inference_ms / (r.batch_size or 1) for r in done) / len(done)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=400)
+    ap.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--embedded", action="store_true", help="SQLite and the embedded broker instead")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--out", type=Path, default=None, help="append a Markdown summary here")
+    args = ap.parse_args()
+    photos = [p.read_bytes() if isinstance(p, Path) else p for p, _ in sample_photos(per_class=5, classes=20)]
+    results = [measure(kind, args, photos) for kind in WORKERS]
+    lines = [f"| {r['kind']} | {r['done']} | {r['failed']} | {r['unfinished']} | {r['seconds']:.1f} | "
+             f"{r['per_second']:.1f} | {r['mean_batch']:.1f} / {r['max_batch']} | {r['model_ms_per_image']:.1f} |"
+             for r in results]
+    speedup = results[1]["per_second"] / results[0]["per_second"]
+    table = ["| worker | done | failed | unfinished | seconds | photos/s | batch mean / max | model ms per photo |",
+             "|---|---|---|---|---|---|---|---|", *lines, "", f"ours / naive: **{speedup:.1f}×**"]
+    print("\n".join(table))
+    if args.out:
+        cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                             capture_output=True, text=True).stdout.strip()
+        where = "SQLite + embedded broker" if args.embedded else "Redis + PostgreSQL"
+        with args.out.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n## Worker throughput (bench/worker_throughput.py), {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
+                     f"{CORES} CPUs ({cpu}), Python {platform.python_version()}, {where}, {args.photos} queued "
+                     f"photos (real 20-landmark photos), shipped model. naive: {WORKERS['naive']}; "
+                     f"ours: {WORKERS['ours']}.\n\n" + "\n".join(table) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
