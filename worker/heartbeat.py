@@ -41,7 +41,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Write this process's row now and sweep long-dead ones; raises if the database fails."""
-        from worker.model import loaded_version
+        from worker.model import loaded_runtime, loaded_version
 
         with self.app.app_context():
             row = db.session.get(WorkerHeartbeat, self.name) or WorkerHeartbeat(name=self.name)
@@ -74,14 +74,6 @@ class Heartbeat:
                 db.session.commit()
         except Exception as exc:
             log.warning("heartbeat row of %s not removed (it goes stale): %s", self.name, exc)
-
-
-def loaded_runtime() -> str | None:
-    """The runtime (litert, tensorflow, ...) of the process's loaded model, if any."""
-    from worker import model
-
-    predictor = getattr(getattr(model, "_engine", None), "predictor", None)
-    return getattr(predictor, "runtime", None)
 
 
 # --- one heartbeat per process, started and stopped by Celery's signals -----------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from flask import Flask, current_app
 from PIL import Image
 
@@ -195,6 +195,11 @@ def loaded_version() -> str | None:
     return _engine.version if _engine is not None else None
 
 
+def loaded_runtime() -> str | None:
+    """The runtime (litert, tensorflow, keras) of the model this process serves, or None."""
+    return _engine.predictor.runtime if _engine is not None else None
+
+
 def landmark_for(key: str | None) -> Landmark | None:
     """The catalog landmark of a model class key or of an enrolled landmark's slug."""
     if key is None:
@@ -205,8 +210,24 @@ def landmark_for(key: str | None) -> Landmark | None:
 
 @worker_process_init.connect
 def _load_in_child(**_kwargs) -> None:
-    from worker.main import flask_app
+    """Prefork: each pool process loads the model as it starts."""
+    _preload()
 
+
+@worker_ready.connect
+def _load_in_worker(sender=None, **_kwargs) -> None:
+    """Threads and solo pools run tasks in this process: load the model before the first task."""
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):  # prefork children load their own
+        _preload()
+
+
+def _preload() -> None:
+    from worker.main import celery_app, flask_app
+
+    if "inference" not in celery_app.amqp.queues.consume_from:  # a training or maintenance worker
+        return
     with flask_app.app_context():
         try:
             get_engine()

@@ -1,7 +1,9 @@
-"""``make run``: the web server and one Celery worker on this machine, supervised.
+"""``make run``: the web server and the Celery workers on this machine, supervised.
 
-Starts gunicorn on 127.0.0.1:$PORT (default 5000) and a worker on the ``inference`` and
-``maintenance`` queues with Celery beat embedded (the sweeper and the purge), restarts the worker whenever it dies, and stops both on Ctrl-C or SIGTERM.
+Starts gunicorn on 127.0.0.1:$PORT (default 5000), an inference worker on the ``inference`` and
+``maintenance`` queues with Celery beat embedded (the sweeper and the purge) — one process, task
+threads feeding the micro-batcher, every core for the model — and a training worker (``training``
+queue, one run at a time). Restarts a worker whenever it dies, and stops everything on Ctrl-C or SIGTERM.
 Each child runs in its own session, so a Ctrl-C reaches only this supervisor, which
 then shuts the children down in order (warm shutdown: a running task finishes).
 """
@@ -21,10 +23,14 @@ def web_command(port: str) -> list[str]:
             "--access-logfile", "-", "wsgi:app"]
 
 
-def worker_command(concurrency: str) -> list[str]:
-    # -B: this one worker also runs beat (the sweeper and the purge, on the maintenance queue)
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "inference,maintenance", "-B",
-            "--concurrency", concurrency, "--loglevel", "INFO"]
+def worker_commands() -> dict[str, list[str]]:
+    celery = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]
+    return {
+        # -B: this worker also runs beat (the sweeper and the purge, on the maintenance queue)
+        "inference worker": celery + ["-Q", "inference,maintenance", "-B", "--pool", "threads", "--concurrency",
+                                      os.environ.get("WORKER_CONCURRENCY", "8"), "--hostname", "inference@%h"],
+        "training worker": celery + ["-Q", "training", "--pool", "solo", "--hostname", "training@%h"],
+    }
 
 
 def start(cmd: list[str]) -> subprocess.Popen:
@@ -52,6 +58,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def main() -> int:
     port = os.environ.get("PORT", "5000")
+    os.environ.setdefault("INFERENCE_THREADS", str(os.cpu_count() or 1))  # one process: all cores for the model
     stopping = False
 
     def request_stop(signum, _frame):
@@ -63,10 +70,11 @@ def main() -> int:
     parent = os.getppid()  # `make run`: if make itself is killed, stop too
 
     web = start(web_command(port))
-    worker = start(worker_command(os.environ.get("WORKER_CONCURRENCY", "1")))
-    print(f"* web on http://127.0.0.1:{port}/ (pid {web.pid}), worker pid {worker.pid}; Ctrl-C stops both",
-          flush=True)
-    restarts = 0
+    commands = worker_commands()
+    workers = {name: start(cmd) for name, cmd in commands.items()}
+    print(f"* web on http://127.0.0.1:{port}/ (pid {web.pid}); "
+          + ", ".join(f"{name} pid {proc.pid}" for name, proc in workers.items()) + "; Ctrl-C stops all", flush=True)
+    restarts = dict.fromkeys(workers, 0)
     exit_code = 0
     while not stopping:
         time.sleep(0.5)
@@ -76,19 +84,22 @@ def main() -> int:
             print(f"* web server exited with {web.returncode}; stopping", file=sys.stderr, flush=True)
             exit_code = 1
             break
-        if worker.poll() is not None:
-            kill_group(worker)
-            restarts += 1
-            delay = min(30, 2 ** min(restarts, 5))
-            print(f"* worker exited with {worker.returncode}; restarting in {delay}s", file=sys.stderr, flush=True)
+        for name, proc in workers.items():
+            if proc.poll() is None:
+                continue
+            kill_group(proc)
+            restarts[name] += 1
+            delay = min(30, 2 ** min(restarts[name], 5))
+            print(f"* {name} exited with {proc.returncode}; restarting in {delay}s", file=sys.stderr, flush=True)
             deadline = time.monotonic() + delay
             while not stopping and time.monotonic() < deadline:
                 time.sleep(0.2)
             if not stopping:
-                worker = start(worker_command(os.environ.get("WORKER_CONCURRENCY", "1")))
-                print(f"* worker restarted (pid {worker.pid})", flush=True)
-    print("* stopping web and worker", flush=True)
-    stop(worker)
+                workers[name] = start(commands[name])
+                print(f"* {name} restarted (pid {workers[name].pid})", flush=True)
+    print("* stopping web and workers", flush=True)
+    for proc in workers.values():
+        stop(proc)
     stop(web)
     return exit_code
 

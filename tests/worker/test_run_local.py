@@ -1,4 +1,4 @@
-"""`make run`'s supervisor: web + worker up, a dead worker is restarted, SIGTERM stops both."""
+"""`make run`'s supervisor: web + workers up, a dead worker is restarted, SIGTERM stops everything."""
 import os
 import re
 import signal
@@ -52,8 +52,8 @@ def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "worker.run_local"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        match = wait_for_line(proc, r"\(pid (\d+)\), worker pid (\d+)")
-        web_pid, worker_pid = int(match[1]), int(match[2])
+        match = wait_for_line(proc, r"\(pid (\d+)\); inference worker pid (\d+), training worker pid (\d+)")
+        web_pid, worker_pid, training_pid = int(match[1]), int(match[2]), int(match[3])
         body = None
         for _ in range(120):
             try:
@@ -66,13 +66,13 @@ def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
         children = pool_of(worker_pid)
         assert children, "the worker should have pool/beat processes"
         os.kill(worker_pid, signal.SIGKILL)
-        new_worker_pid = int(wait_for_line(proc, r"worker restarted \(pid (\d+)\)")[1])
-        assert new_worker_pid != worker_pid and alive(new_worker_pid)
+        new_worker_pid = int(wait_for_line(proc, r"inference worker restarted \(pid (\d+)\)")[1])
+        assert new_worker_pid != worker_pid and alive(new_worker_pid) and alive(training_pid)
         assert not any(alive(pid) for pid in children)  # no orphans of the killed worker
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-        assert not alive(web_pid) and not alive(new_worker_pid)
+        assert not alive(web_pid) and not alive(new_worker_pid) and not alive(training_pid)
     finally:
         if proc.poll() is None:  # let the supervisor stop its children
             proc.terminate()
