@@ -6,6 +6,7 @@ transport on SQLite as the Celery broker, both under ``instance/``. Point
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class Config:
         self.TRAINING_NEGATIVES_DIR = env("TRAINING_NEGATIVES_DIR", "") or None  # non-landmark photos for retraining
         self.TRAINING_WEIGHTS = env("TRAINING_WEIGHTS", "") or None  # local ImageNet weights file (no download)
         self.TRAINING_ARCH = env("TRAINING_ARCH", "mobilenetv2")
-        self.TRAINING_OPTIONS = {}  # extra TrainConfig fields (tests: tiny epochs and image size)
+        self.TRAINING_OPTIONS = json.loads(env("TRAINING_OPTIONS", "") or "{}")  # extra TrainConfig fields, JSON
         self.TRAINING_TIMEOUT_S = env_int("TRAINING_TIMEOUT_S", 6 * 3600)  # a run still "training" longer: dead
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)

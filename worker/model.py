@@ -133,6 +133,10 @@ class Engine:
                 db.session.rollback()
                 log.warning("could not check the active model; serving %s meanwhile", self.version, exc_info=True)
 
+    def invalidate(self) -> None:
+        """Look again at the next batch (this process just changed what it should serve)."""
+        self.checked_at = 0.0
+
     def _follow_active_version(self) -> None:
         from ml.fewshot import FewShotRule
 

@@ -154,6 +154,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
         photo.embedding_version, photo.embedded_at, photo.error = outcome.version, utcnow(), None
         db.session.commit()
         done += 1
+    engine.invalidate()  # this process serves the new embeddings from its next batch; others within MODEL_CHECK_S
     log.info("embedded %d reference photos with model %s", done, engine.version)
     return done
 
