@@ -54,16 +54,21 @@ def sweep(now: datetime | None = None) -> dict:
 
 
 def purge(now: datetime | None = None) -> dict:
-    """Delete recognitions (rows and files) older than RETENTION_DAYS, and any older stray file."""
+    """Delete recognitions (rows and files) older than RETENTION_DAYS, and any older stray file.
+
+    A visitor's correction still waiting for an editor is kept until it is reviewed: accepting it
+    needs the photo."""
     days = current_app.config["RETENTION_DAYS"]
     if days <= 0:
         return {"deleted": 0, "files": 0}
     now = now or utcnow()
     cutoff = now - timedelta(days=days)
+    not_awaiting_review = db.or_(Recognition.review_status.is_(None), Recognition.review_status != "pending")
+    awaiting = set(db.session.scalars(db.select(Recognition.stored_name).where(~not_awaiting_review)))
     deleted = 0
     while True:
         old = db.session.scalars(
-            db.select(Recognition).where(Recognition.created_at < cutoff).limit(SWEEP_BATCH)
+            db.select(Recognition).where(Recognition.created_at < cutoff, not_awaiting_review).limit(SWEEP_BATCH)
         ).all()
         if not old:
             break
@@ -74,7 +79,7 @@ def purge(now: datetime | None = None) -> dict:
         deleted += len(old)
     stray = 0  # files whose row never got written (an upload refused while the database was down)
     for path in upload_dir().iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff.timestamp():
+        if path.is_file() and path.stem not in awaiting and path.stat().st_mtime < cutoff.timestamp():
             path.unlink(missing_ok=True)
             stray += 1
     if deleted or stray:

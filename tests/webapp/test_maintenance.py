@@ -83,6 +83,27 @@ def test_purge_deletes_uploads_older_than_the_retention_period(tmp_path):
     assert client.get(f"/api/v1/recognitions/{old}").status_code == 404
 
 
+def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_path):
+    import os
+
+    app = build_app(make_config(tmp_path, RETENTION_DAYS=7))
+    rec_id = upload(app.test_client())
+    folder = Path(app.config["UPLOAD_DIR"])
+    old = (utcnow() - timedelta(days=8)).timestamp()
+    for path in folder.iterdir():  # files as old as the row
+        os.utime(path, (old, old))
+    with app.app_context():
+        rec = db.session.get(Recognition, rec_id)
+        rec.created_at, rec.status, rec.feedback, rec.review_status = utcnow() - timedelta(days=8), "done", "wrong", "pending"
+        db.session.commit()
+        assert maintenance.purge() == {"deleted": 0, "files": 0}
+        assert len(list(folder.iterdir())) == 2
+        db.session.get(Recognition, rec_id).review_status = "dismissed"
+        db.session.commit()
+        assert maintenance.purge() == {"deleted": 1, "files": 0}
+    assert not list(folder.iterdir())
+
+
 def test_ops_commands(tmp_path):
     app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=0))
     upload(app.test_client())
