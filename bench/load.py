@@ -104,6 +104,25 @@ def offer(url: str, photos: list[bytes], rate: float, seconds: float, threads: i
             "late": late}
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by every process on this machine, summed by kind."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        kind = ("web (gunicorn)" if "gunicorn" in cmd else "worker (celery)" if "celery" in cmd
+                else "postgres" if "postgres" in raw[:raw.rindex(")")] else "redis" if "redis" in cmd
+                else "load client" if "bench/load.py" in cmd else "other")
+        totals[kind] = totals.get(kind, 0.0) + used
+    return totals
+
+
 def settle(stack: Stack, ids: list[str], drain: float) -> dict:
     """Wait until every accepted id is finished (or ``drain`` seconds), then measure from the database."""
     from webapp.extensions import db
@@ -115,7 +134,9 @@ def settle(stack: Stack, ids: list[str], drain: float) -> dict:
         while True:
             db.session.expire_all()
             rows = db.session.execute(
-                db.select(Recognition.id, Recognition.status, Recognition.created_at, Recognition.finished_at)
+                db.select(Recognition.id, Recognition.status, Recognition.created_at, Recognition.finished_at,
+                          Recognition.started_at, Recognition.decode_ms, Recognition.inference_ms,
+                          Recognition.batch_size)
                 .where(Recognition.id.in_(wanted))
             ).all()
             pending = [r for r in rows if r.status not in ("done", "failed")]
@@ -126,9 +147,20 @@ def settle(stack: Stack, ids: list[str], drain: float) -> dict:
     done = sum(r.status == "done" for r in rows)
     finished_times = [r.finished_at for r in rows if r.finished_at]
     span = (max(finished_times) - min(r.created_at for r in rows)).total_seconds() if finished_times else 0
+    finished = [r for r in rows if r.status == "done"]
+    mean = lambda values: statistics.fmean(values) if values else float("nan")  # noqa: E731
+    stages = {  # where one recognition's time goes, in ms (means)
+        "queued (upload stored → worker starts)": mean([(r.started_at - r.created_at).total_seconds() * 1000
+                                                        for r in finished]),
+        "decode": mean([r.decode_ms for r in finished]),
+        "model (its batch)": mean([r.inference_ms for r in finished]),
+        "batch size": mean([r.batch_size or 1 for r in finished]),
+        "worker total (start → stored)": mean([(r.finished_at - r.started_at).total_seconds() * 1000
+                                                for r in finished]),
+    }
     return {"done": done, "failed": sum(r.status == "failed" for r in rows), "pending": len(pending),
             "missing": len(wanted) - len(rows), "latencies": latencies,
-            "throughput": done / span if span else 0.0}
+            "throughput": done / span if span else 0.0, "stages": stages}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -138,8 +170,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_step(stack, server, photos, rate, seconds, threads, drain) -> dict:
+    cpu_before = cpu_seconds()
     sent = offer(server.url, photos, rate, seconds, threads)
     result = settle(stack, sent["accepted"], drain)
+    cpu_after = cpu_seconds()
+    per_photo = {kind: (cpu_after.get(kind, 0) - cpu_before.get(kind, 0)) * 1000 / max(1, result["done"])
+                 for kind in cpu_after}
     lat = result["latencies"]
     held = (not sent["errors"] and result["done"] == len(sent["accepted"]) == sent["sent"]
             and result["throughput"] >= 0.9 * rate)  # the workers keep up: no growing backlog
@@ -148,10 +184,14 @@ def run_step(stack, server, photos, rate, seconds, threads, drain) -> dict:
             f"pending {result['pending']}, missing {result['missing']}, throughput {result['throughput']:.2f}/s, "
             f"latency p50 {percentile(lat, .5):.2f}s p95 {percentile(lat, .95):.2f}s p99 {percentile(lat, .99):.2f}s "
             f"max {max(lat) if lat else float('nan'):.2f}s → {'HELD' if held else 'NOT HELD'}")
+    profile = ("time per photo: " + ", ".join(f"{k} {v:.1f}" for k, v in result["stages"].items())
+               + "; CPU ms per photo: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_photo.items())
+                                                      if v >= 0.05))
     print(line, flush=True)
+    print("   " + profile, flush=True)
     for err in sent["errors"][:5]:
         print("   error:", err, flush=True)
-    return {"rate": rate, "held": held, "line": line, "sent": sent, "result": result}
+    return {"rate": rate, "held": held, "line": line, "profile": profile, "sent": sent, "result": result}
 
 
 def main() -> int:
@@ -165,14 +205,16 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=32, help="client threads (bounds concurrent requests)")
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-pool", default="threads", help="threads (micro-batching) or prefork")
+    parser.add_argument("--worker-concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None, help="append a Markdown summary here")
     args = parser.parse_args()
 
     stack = Stack(Path(tempfile.mkdtemp(prefix="load-")), args.database, args.broker)
     stack.prepare()
     photos = [p.read_bytes() if isinstance(p, Path) else p for p, _ in sample_photos(per_class=3, classes=10)]
-    stack.start_worker(concurrency=args.worker_concurrency)
+    threads = str(os.cpu_count() if args.worker_pool == "threads" else 1)  # model threads per worker process
+    stack.start_worker(args.worker_concurrency, args.worker_pool, INFERENCE_THREADS=threads)
     server = Server(stack, args.web_workers)
     steps = []
     try:
@@ -191,10 +233,10 @@ def main() -> int:
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write(f"\n## bench/load.py, {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
                      f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; gunicorn "
-                     f"{args.web_workers}×4 threads, one Celery worker with --concurrency "
+                     f"{args.web_workers}×4 threads, one Celery worker --pool {args.worker_pool} --concurrency "
                      f"{args.worker_concurrency}, Redis, PostgreSQL, all on this machine.\n\n")
             for step in steps:
-                fh.write(f"- {step['line']}\n")
+                fh.write(f"- {step['line']}\n  - {step['profile']}\n")
     return 0 if all(step["held"] for step in steps) else 1
 
 

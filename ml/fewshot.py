@@ -25,8 +25,8 @@ from ml.predictor import Prediction
 
 @dataclass(frozen=True)
 class FewShotRule:
-    threshold: float = 0.60  # cosine similarity a reference match needs
-    override: float = 0.80  # classifier probability at which a different trained landmark still wins
+    threshold: float = 0.45  # cosine similarity a reference match needs (bench/fewshot.py, docs/fewshot.md)
+    override: float = 0.80  # classifier probability at which a trained landmark still wins
     k: int = 3  # a landmark's score: the mean of its k most similar reference photos
 
     @classmethod
