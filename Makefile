@@ -34,6 +34,6 @@ test-fast: install
 	$(PY) -m pytest tests --timeout 900 --ignore=tests/integration
 
 translations: install
-	$(VENV)/bin/pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F webapp/babel.cfg -k _l -o webapp/translations/messages.pot .
 	$(VENV)/bin/pybabel update --ignore-obsolete -i webapp/translations/messages.pot -d webapp/translations
 	$(VENV)/bin/pybabel compile -d webapp/translations
