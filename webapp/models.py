@@ -101,15 +101,17 @@ class Recognition(db.Model):
         return self.status in FINISHED
 
 
-def claim(recognition_id: str) -> bool:
-    """Mark a queued (or stuck running) recognition ``running``; False if it is finished or gone."""
-    claimed = db.session.execute(
+def claim(recognition_id: str) -> str | None:
+    """Mark a queued (or stuck running) recognition ``running`` and return its stored file name;
+    None if it is finished or gone. One statement: the worker's hot path."""
+    stored_name = db.session.execute(
         db.update(Recognition)
         .where(Recognition.id == recognition_id, Recognition.status.not_in(FINISHED))
         .values(status="running", started_at=utcnow(), attempts=Recognition.attempts + 1)
-    ).rowcount
+        .returning(Recognition.stored_name)
+    ).scalar()
     db.session.commit()
-    return bool(claimed)
+    return stored_name
 
 
 def finish_once(recognition_id: str, status: str, **values) -> bool:

@@ -130,7 +130,12 @@ def upload_dir() -> Path:
 
 
 def original_path(rec: Recognition) -> Path:
-    return Path(current_app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.orig"
+    return original_file(rec.stored_name)
+
+
+def original_file(stored_name: str) -> Path:
+    """The uploaded bytes as sent: what the worker decodes."""
+    return Path(current_app.config["UPLOAD_DIR"]) / f"{stored_name}.orig"
 
 
 def display_path(rec: Recognition) -> Path:

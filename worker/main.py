@@ -1,7 +1,20 @@
 """The worker's Flask app and Celery app, built from the environment like the web's."""
+from config import Config
 from webapp import create_app
 from worker import model, tasks  # noqa: F401  (registers the tasks and the model loader)
 from worker import heartbeat, logging_setup  # noqa: F401  (heartbeat rows; log format, recognition ids)
 
-flask_app = create_app()
+
+def worker_overrides(config: Config) -> dict:
+    """PostgreSQL: the worker's commits do not wait for the disk. A result lost in a database crash
+    leaves its recognition ``running``, and the sweeper runs it again: nothing is lost, each
+    recognition saves an fsync wait (the web's commits, which nothing could redo, still wait)."""
+    if not config.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+        return {}
+    options = dict(config.SQLALCHEMY_ENGINE_OPTIONS)
+    options["connect_args"] = {**options.get("connect_args", {}), "options": "-c synchronous_commit=off"}
+    return {"SQLALCHEMY_ENGINE_OPTIONS": options}
+
+
+flask_app = create_app(worker_overrides(Config()))
 celery_app = flask_app.extensions["celery"]

@@ -80,6 +80,7 @@ class Engine:
         self.index = None
         self.index_stamp = None
         self.rule = None
+        self.landmark_ids: dict[str, int] = {}
         self.checked_at = 0.0
         self._refresh_lock = threading.Lock()  # the batch thread and the embedding task may both refresh
         self.refresh(force=True)  # fails loudly if no model can be loaded at all
@@ -127,6 +128,7 @@ class Engine:
             try:
                 self._follow_active_version()
                 self._follow_references()
+                self._follow_catalog()
             except Exception:
                 if self.predictor is None:
                     raise
@@ -158,6 +160,19 @@ class Engine:
         self.predictor, self.bundle_dir = predictor, target
         self.rule = FewShotRule.from_bundle(predictor.info.extra)
         self.index, self.index_stamp = None, None
+
+    def _follow_catalog(self) -> None:
+        """Class keys and enrolled slugs → landmark ids, so a result needs no catalog query."""
+        keys = {}
+        for landmark_id, class_key, slug in db.session.execute(db.select(Landmark.id, Landmark.class_key, Landmark.slug)):
+            keys.setdefault(slug, landmark_id)
+            if class_key:
+                keys[class_key] = landmark_id  # a model class key wins over an equal slug
+        self.landmark_ids = keys
+
+    def landmark_id(self, key: str | None) -> int | None:
+        """The catalog landmark of a model class key or of an enrolled landmark's slug."""
+        return self.landmark_ids.get(key) if key else None
 
     def _follow_references(self) -> None:
         from ml.fewshot import ReferenceIndex, load_references
@@ -202,14 +217,6 @@ def loaded_version() -> str | None:
 def loaded_runtime() -> str | None:
     """The runtime (litert, tensorflow, keras) of the model this process serves, or None."""
     return _engine.predictor.runtime if _engine is not None else None
-
-
-def landmark_for(key: str | None) -> Landmark | None:
-    """The catalog landmark of a model class key or of an enrolled landmark's slug."""
-    if key is None:
-        return None
-    return db.session.scalars(db.select(Landmark).where(db.or_(Landmark.class_key == key, Landmark.slug == key))
-                              .order_by(Landmark.class_key.is_(None))).first()
 
 
 @worker_process_init.connect

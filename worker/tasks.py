@@ -14,8 +14,8 @@ from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, ReferencePhoto, claim, finish_once, utcnow
 from webapp.references import reference_path
-from webapp.uploads import original_path, visitor_reason
-from worker.model import get_engine, landmark_for, worker_name
+from webapp.uploads import original_file, visitor_reason
+from worker.model import get_engine, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +57,22 @@ def discard_session() -> None:
 
 
 def run_recognition(recognition_id: str) -> str | None:
-    rec = db.session.get(Recognition, recognition_id)
-    if rec is None:
-        log.warning("recognition %s does not exist", recognition_id)
-        return None
-    if rec.finished or not claim(recognition_id):  # a redelivered message: the result is already written
-        return current_status(recognition_id)
+    stored_name = claim(recognition_id)
+    if stored_name is None:  # a redelivered message (the result is already written), or a deleted upload
+        status = current_status(recognition_id)
+        if status is None:
+            log.warning("recognition %s does not exist", recognition_id)
+        return status
 
     engine = get_engine()
     with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
         started = time.perf_counter()
         try:
-            decoded = decode(original_path(rec))
+            decoded = decode(original_file(stored_name))
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
         decode_ms = (time.perf_counter() - started) * 1000
         outcome = run(decoded.image)
-    landmark = landmark_for(outcome.label)
     return finish(
         recognition_id,
         "done",
@@ -84,7 +83,7 @@ def run_recognition(recognition_id: str) -> str | None:
         model_version=outcome.version,
         batch_size=outcome.batch_size,
         worker=worker_name(),
-        landmark_id=landmark.id if landmark else None,
+        landmark_id=engine.landmark_id(outcome.label),
         decode_ms=decode_ms,
         inference_ms=outcome.model_ms,
     )
