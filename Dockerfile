@@ -13,7 +13,7 @@ RUN if [ -n "$TF_PACKAGE" ]; then pip uninstall -y tensorflow-cpu tensorflow_cpu
 
 COPY . .
 RUN pybabel compile -d webapp/translations \
- && useradd --create-home --uid 1000 app && mkdir -p /data/uploads && chown -R app /data
+ && useradd --create-home --uid 1000 app && mkdir -p /data/uploads /data/references /data/models && chown -R app /data
 USER app
 
 ENV UPLOAD_DIR=/data/uploads INSTANCE_DIR=/data/instance

@@ -1,6 +1,6 @@
 """The learning loop in one process: few-shot enrolment, retraining, activation switching the served model.
 
-The real worker-process versions of these run in tests/integration/test_learning_loop.py.
+The real worker-process versions of these run in tests/integration/test_learning_loop_live.py.
 """
 import io
 from pathlib import Path
