@@ -44,6 +44,20 @@ def make_config(tmp_path: Path, **overrides) -> dict:
     return config
 
 
+def queued_tasks(app, queue_name: str = "inference") -> list[tuple[str, list]]:
+    """(task name, args) of every message waiting on ``queue_name`` of the embedded broker (consumed)."""
+    found = []
+    with app.extensions["celery"].connection_for_read() as conn:
+        queue = conn.SimpleQueue(queue_name)
+        while True:
+            try:
+                message = queue.get(timeout=0.3)
+            except queue.Empty:
+                return found
+            found.append((message.headers["task"], message.payload[0]))
+            message.ack()
+
+
 def build_app(config: dict):
     from flask_migrate import upgrade
 

@@ -3,7 +3,7 @@ import io
 from datetime import timedelta
 from pathlib import Path
 
-from factories import build_app, jpeg_bytes, make_config
+from factories import build_app, jpeg_bytes, make_config, queued_tasks
 from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, finish_once, utcnow
@@ -16,16 +16,7 @@ def upload(client) -> str:
 
 
 def queued_messages(app) -> list[str]:
-    ids = []
-    with app.extensions["celery"].connection_for_read() as conn:
-        queue = conn.SimpleQueue("inference")
-        while True:
-            try:
-                message = queue.get(timeout=0.5)
-            except queue.Empty:
-                return ids
-            ids.append(message.payload[0][0])
-            message.ack()
+    return [args[0] for _, args in queued_tasks(app)]
 
 
 def test_stuck_recognitions_are_sent_again_then_failed_with_a_reason(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
-from factories import build_app, make_config
+from factories import build_app, make_config, queued_tasks
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto, utcnow
 
@@ -24,18 +24,6 @@ def app(tmp_path):
     return build_app(make_config(tmp_path, TRAINING_DATA_DIR=str(data), TRAINING_OPTIONS={"epochs": 1}))
 
 
-def messages(app, queue_name: str) -> list[tuple[str, list]]:
-    """(task name, args) of every message waiting on ``queue_name`` of the embedded broker (consumed)."""
-    found = []
-    with app.extensions["celery"].connection_for_read() as conn:
-        queue = conn.SimpleQueue(queue_name)
-        while True:
-            try:
-                message = queue.get(timeout=0.3)
-            except queue.Empty:
-                return found
-            found.append((message.headers["task"], message.payload[0]))
-            message.ack()
 
 
 def add_version(app, status: str = "ready", bundle_dir: Path | None = None, **values) -> int:
@@ -75,7 +63,7 @@ def test_anonymous_visitors_are_sent_to_login_from_every_page(app, client):
         assert response.status_code == 302 and "/login" in response.headers["Location"], path
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(ModelVersion.id))) == 1
-    assert active_ids(app) == [] and messages(app, "training") == []
+    assert active_ids(app) == [] and queued_tasks(app, "training") == []
 
 
 def test_the_api_wants_a_bearer_token_and_the_right_role(app, client):
@@ -122,7 +110,7 @@ def test_editors_see_the_pages_but_cannot_activate(app):
         assert editor.get(path).status_code == 200, path
     for path in (f"/editor/models/{version_id}/activate", "/editor/models/shipped/activate"):
         assert editor.post(path).status_code == 403
-    assert active_ids(app) == [] and messages(app, "inference") == []
+    assert active_ids(app) == [] and queued_tasks(app, "inference") == []
 
     admin = signed_in_client(app, "admin")
     html = admin.get("/editor/models").get_data(as_text=True)
@@ -156,12 +144,12 @@ def test_retrain_and_activate_forms_need_the_csrf_token(tmp_path):
     assert client.post("/editor/models/train").status_code == 400
     assert client.post(f"/editor/models/{version_id}/activate", data={"csrf_token": "forged"}).status_code == 400
     assert client.post("/editor/models/shipped/activate").status_code == 400
-    assert active_ids(app) == [] and messages(app, "training") == [] and messages(app, "inference") == []
+    assert active_ids(app) == [] and queued_tasks(app, "training") == [] and queued_tasks(app, "inference") == []
 
     assert client.post(f"/editor/models/{version_id}/activate", data={"csrf_token": token}).status_code == 303
     assert active_ids(app) == [version_id]
     assert client.post("/editor/models/train", data={"csrf_token": token}).status_code == 303
-    assert [name for name, _ in messages(app, "training")] == [TRAIN_TASK]
+    assert [name for name, _ in queued_tasks(app, "training")] == [TRAIN_TASK]
     # the bearer-token API stays CSRF-exempt
     response = app.test_client().post("/api/v1/models/shipped/activate", headers=api_headers(app, "admin@example.org"))
     assert response.status_code == 200 and active_ids(app) == []
@@ -178,8 +166,8 @@ def test_retrain_creates_a_training_row_and_sends_the_training_task(app, client)
     assert body["progress"] == {"phase": "queued"} and body["started_by"] == email
     assert body["settings"] == {"epochs": 1, "arch": app.config["TRAINING_ARCH"]}
     assert response.headers["Location"].endswith(f"/api/v1/models/{body['id']}")
-    assert messages(app, "training") == [(TRAIN_TASK, [body["id"]])]
-    assert messages(app, "inference") == []
+    assert queued_tasks(app, "training") == [(TRAIN_TASK, [body["id"]])]
+    assert queued_tasks(app, "inference") == []
     with app.app_context():
         row = db.session.get(ModelVersion, body["id"])
         assert row.status == "training" and not row.is_active and row.started_by.email == email
@@ -192,7 +180,7 @@ def test_a_second_retrain_is_refused_while_one_is_training(app, client):
     assert second.status_code == 409 and f"version {first} is still training" in second.get_json()["error"]
     page = signed_in_client(app, "admin").post("/editor/models/train", follow_redirects=True)
     assert "Retraining was not started" in page.get_data(as_text=True)
-    assert len(messages(app, "training")) == 1
+    assert len(queued_tasks(app, "training")) == 1
 
     with app.app_context():  # a run that never reported back within TRAINING_TIMEOUT_S is dead
         long_ago = utcnow() - timedelta(seconds=app.config["TRAINING_TIMEOUT_S"] + 60)
@@ -233,7 +221,7 @@ def test_activation_is_exclusive_and_re_embeds_references(app, client):
     response = client.post(f"/api/v1/models/{old}/activate", headers=admin)
     assert response.status_code == 200 and response.get_json()["is_active"] is True
     assert active_ids(app) == [old]
-    assert messages(app, "inference") == [(EMBED_TASK, [None])]
+    assert queued_tasks(app, "inference") == [(EMBED_TASK, [None])]
 
     assert client.post(f"/api/v1/models/{new}/activate", headers=admin).status_code == 200
     assert active_ids(app) == [new]
@@ -248,7 +236,7 @@ def test_activation_is_exclusive_and_re_embeds_references(app, client):
     assert active_ids(app) == []
     listing = client.get("/api/v1/models", headers=admin).get_json()
     assert [v["id"] for v in listing if v["is_active"]] == ["shipped"]
-    assert messages(app, "inference") == [(EMBED_TASK, [None])] * 3
+    assert queued_tasks(app, "inference") == [(EMBED_TASK, [None])] * 3
     with app.app_context():
         assert db.session.get(ModelVersion, old).activated_at is not None
 
@@ -259,13 +247,13 @@ def test_only_a_ready_version_can_be_activated(app, client, status):
     admin = api_headers(app, "admin@example.org")
     ready, other = add_version(app), add_version(app, status=status)
     client.post(f"/api/v1/models/{ready}/activate", headers=admin)
-    messages(app, "inference")
+    queued_tasks(app, "inference")
 
     response = client.post(f"/api/v1/models/{other}/activate", headers=admin)
     assert response.status_code == 409 and "only a ready version" in response.get_json()["error"]
     page = pages.post(f"/editor/models/{other}/activate", follow_redirects=True)
     assert page.status_code == 200 and "Not activated" in page.get_data(as_text=True)
-    assert active_ids(app) == [ready] and messages(app, "inference") == []
+    assert active_ids(app) == [ready] and queued_tasks(app, "inference") == []
 
 
 def test_unknown_versions_are_404(app, client):
@@ -410,7 +398,7 @@ def test_register_list_and_activate_from_the_command_line(app, runner, tmp_path)
     assert runner.invoke(args=["models", "list"]).output.startswith("*")
     assert runner.invoke(args=["models", "activate", "shipped"]).exit_code == 0
     assert active_ids(app) == []
-    assert messages(app, "inference") == [(EMBED_TASK, [None])] * 2
+    assert queued_tasks(app, "inference") == [(EMBED_TASK, [None])] * 2
     unknown = runner.invoke(args=["models", "activate", "42"])
     assert unknown.exit_code != 0 and "no model version 42" in unknown.output
 
@@ -424,13 +412,13 @@ def test_register_with_activate(app, runner, tmp_path):
     with app.app_context():
         registered = db.session.scalars(db.select(ModelVersion).filter_by(version=version)).one()
         assert active_ids(app) == [registered.id] and registered.activated_at is not None
-    assert messages(app, "inference") == [(EMBED_TASK, [None])]
+    assert queued_tasks(app, "inference") == [(EMBED_TASK, [None])]
 
 
 def test_train_from_the_command_line(app, runner):
     result = runner.invoke(args=["models", "train"])
     assert result.exit_code == 0, result.output
-    [(name, [version_id])] = messages(app, "training")
+    [(name, [version_id])] = queued_tasks(app, "training")
     assert name == TRAIN_TASK and f"version {version_id}" in result.output
     with app.app_context():
         assert db.session.get(ModelVersion, version_id).started_by_id is None

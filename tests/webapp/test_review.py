@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from auth_helpers import PASSWORD, make_user, signed_in_client
-from factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_bytes, make_config
+from factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_bytes, make_config, queued_tasks
 from webapp.cli import upsert_landmarks
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User, utcnow
@@ -49,18 +49,6 @@ def reference_photos(app) -> list[tuple]:
                 for p in db.session.scalars(db.select(ReferencePhoto).order_by(ReferencePhoto.id))]
 
 
-def sent_tasks(app) -> list[tuple[str, list]]:
-    """(task name, args) of every message waiting on the embedded broker's inference queue."""
-    sent = []
-    with app.extensions["celery"].connection_for_read() as conn:
-        queue = conn.SimpleQueue("inference")
-        while True:
-            try:
-                message = queue.get(timeout=0.5)
-            except queue.Empty:
-                return sent
-            sent.append((message.headers["task"], message.payload[0]))
-            message.ack()
 
 
 @pytest.fixture
@@ -146,7 +134,7 @@ def test_a_correction_deleted_by_its_uploader_disappears_from_the_queue(app, edi
 
 def test_accepting_adds_the_photo_as_a_reference_photo_and_enqueues_its_embedding(app, editor):
     rec_id = correction(app, "ho-hoan-kiem")
-    sent_tasks(app)  # nothing else is waiting
+    queued_tasks(app)  # nothing else is waiting
     response = editor.post(f"/editor/corrections/{rec_id}/accept")
     assert response.status_code == 303 and response.location.endswith("/editor/corrections?page=1")
     assert review_state(app, rec_id) == ("accepted", "editor@example.org", True)
@@ -159,7 +147,7 @@ def test_accepting_adds_the_photo_as_a_reference_photo_and_enqueues_its_embeddin
         photo_id = db.session.scalars(db.select(ReferencePhoto.id)).one()
     assert (folder / f"{stored_name}.orig").read_bytes() == original
     assert (folder / f"{stored_name}.jpg").is_file()
-    assert sent_tasks(app) == [(EMBED_TASK, [[photo_id]])]
+    assert queued_tasks(app) == [(EMBED_TASK, [[photo_id]])]
     html = editor.get("/editor/corrections").get_data(as_text=True)
     assert "Accepted: the photo is now a reference photo of Hoan Kiem Lake." in html
     assert f"correction-{rec_id}" not in html
@@ -185,7 +173,7 @@ def test_accepting_a_none_only_records_it(app, editor):
     response = editor.post(f"/editor/corrections/{rec_id}/accept", follow_redirects=True)
     assert "no reference photo was added" in response.get_data(as_text=True)
     assert review_state(app, rec_id) == ("accepted", "editor@example.org", True)
-    assert reference_photos(app) == [] and sent_tasks(app) == []
+    assert reference_photos(app) == [] and queued_tasks(app) == []
 
 
 def test_dismissing_records_it_and_adds_nothing(app, editor):
