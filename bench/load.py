@@ -207,14 +207,18 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--worker-pool", default="threads", help="threads (micro-batching) or prefork")
     parser.add_argument("--worker-concurrency", type=int, default=16)
+    parser.add_argument("--worker-processes", type=int, default=1, help="worker processes (each its own model)")
+    parser.add_argument("--model-threads", type=int, default=0, help="INFERENCE_THREADS (default: cores for one "
+                        "threads-pool process, else 1)")
     parser.add_argument("--out", type=Path, default=None, help="append a Markdown summary here")
     args = parser.parse_args()
 
     stack = Stack(Path(tempfile.mkdtemp(prefix="load-")), args.database, args.broker)
     stack.prepare()
     photos = [p.read_bytes() if isinstance(p, Path) else p for p, _ in sample_photos(per_class=3, classes=10)]
-    threads = str(os.cpu_count() if args.worker_pool == "threads" else 1)  # model threads per worker process
-    stack.start_worker(args.worker_concurrency, args.worker_pool, INFERENCE_THREADS=threads)
+    threads = args.model_threads or (1 if args.worker_pool == "prefork" or args.worker_processes > 1 else os.cpu_count())
+    for _ in range(args.worker_processes):
+        stack.start_worker(args.worker_concurrency, args.worker_pool, INFERENCE_THREADS=str(threads))
     server = Server(stack, args.web_workers)
     steps = []
     try:
@@ -233,8 +237,9 @@ def main() -> int:
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write(f"\n## bench/load.py, {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
                      f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; gunicorn "
-                     f"{args.web_workers}×4 threads, one Celery worker --pool {args.worker_pool} --concurrency "
-                     f"{args.worker_concurrency}, Redis, PostgreSQL, all on this machine.\n\n")
+                     f"{args.web_workers}×4 threads, {args.worker_processes} Celery worker(s) --pool {args.worker_pool} "
+                     f"--concurrency {args.worker_concurrency}, INFERENCE_THREADS={threads}, Redis, PostgreSQL, "
+                     "all on this machine.\n\n")
             for step in steps:
                 fh.write(f"- {step['line']}\n  - {step['profile']}\n")
     return 0 if all(step["held"] for step in steps) else 1

@@ -9,6 +9,7 @@ PostgreSQL (``--database``/``--broker``; the embedded defaults with ``--embedded
   ours    LiteRT, micro-batching: ``--pool threads`` with N task threads feeding one batch thread
           (``worker/batching.py``), all cores for the model
   ours, prefork   LiteRT, one process per core, one model thread each (batches of one)
+  ours, N processes   one threads-pool process per core, one model thread each: batches and parallel Python
 
 For each, N uploads are queued while no worker runs; then the worker starts, and throughput is
 measured from the first recognition started to the last one stored (model loading excluded).
@@ -37,6 +38,8 @@ WORKERS = {
     "ours": dict(pool="threads", concurrency=32, INFERENCE_RUNTIME="litert", INFERENCE_MAX_BATCH="32",
                  INFERENCE_THREADS=str(CORES)),
     "ours, prefork": dict(pool="prefork", concurrency=CORES, INFERENCE_RUNTIME="litert", INFERENCE_THREADS="1"),
+    f"ours, {CORES} processes": dict(processes=CORES, pool="threads", concurrency=8, INFERENCE_RUNTIME="litert",
+                                     INFERENCE_MAX_BATCH="32", INFERENCE_THREADS="1"),
 }
 
 
@@ -49,7 +52,9 @@ def measure(kind: str, args, photos: list[bytes]) -> dict:
     stack.prepare()
     ids = [stack.upload(photos[i % len(photos)]) for i in range(args.photos)]
     settings = dict(WORKERS[kind])
-    stack.start_worker(settings.pop("concurrency"), settings.pop("pool"), **settings)
+    processes, concurrency, pool = settings.pop("processes", 1), settings.pop("concurrency"), settings.pop("pool")
+    for _ in range(processes):
+        stack.start_worker(concurrency, pool, **settings)
     try:
         deadline = time.monotonic() + args.timeout
         with stack.app.app_context():
@@ -61,7 +66,7 @@ def measure(kind: str, args, photos: list[bytes]) -> dict:
                                           .where(Recognition.id.in_(ids))).all()
                 if all(r.status in ("done", "failed") for r in rows):
                     break
-                assert stack.worker.poll() is None, stack.log.read_text()[-3000:]
+                assert all(w.poll() is None for w in stack.workers), stack.log.read_text()[-3000:]
                 time.sleep(0.5)
     finally:
         stack.stop()

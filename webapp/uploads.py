@@ -46,6 +46,8 @@ def accept_upload(file: FileStorage | None) -> Recognition:
     (folder / f"{rec.stored_name}.jpg").write_bytes(images.reencode_jpeg(decoded.image, max_side=1280))
     try:
         db.session.add(rec)
+        db.session.flush()
+        db.session.expunge(rec)  # keeps the values just written: the answer needs no SELECT after the commit
         db.session.commit()
     except Exception:  # the database is down: nothing was accepted, keep nothing (→ 503)
         db.session.rollback()

@@ -26,7 +26,8 @@ class Stack:
             tmp, SQLALCHEMY_DATABASE_URI=self.db_url, CELERY=dict(Config().CELERY, broker_url=self.broker_url),
             **overrides,
         )
-        self.worker: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None  # the latest started; all of them in self.workers
+        self.workers: list[subprocess.Popen] = []
         self.log = tmp / "worker.log"
 
     def prepare(self) -> None:
@@ -74,6 +75,7 @@ class Stack:
                "--without-heartbeat", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
         self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                        start_new_session=True)  # its own process group: kill_worker gets all
+        self.workers.append(self.worker)
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and its pool processes, as the kernel's OOM killer or a crash would."""
@@ -81,13 +83,15 @@ class Stack:
         self.worker.wait()
 
     def stop(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            self.worker.terminate()
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in self.workers:
             try:
-                self.worker.wait(timeout=30)
+                worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+                worker.kill()
+                worker.wait()
 
     def upload(self, data: bytes) -> str:
         resp = self.client.post("/api/v1/recognitions", data={"image": (io.BytesIO(data), "photo.jpg")})
