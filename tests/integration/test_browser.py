@@ -33,6 +33,7 @@ def test_upload_a_photo_and_see_the_landmark(embedded_stack, live_url, tmp_path)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(locale="en-US")
+        page.route(lambda url: not url.startswith(live_url), lambda route: route.abort())  # nothing leaves the machine
         console = []  # Chromium reports Content-Security-Policy violations on the console
         page.on("console", lambda msg: console.append(msg.text))
         page.on("pageerror", lambda err: console.append(str(err)))
