@@ -58,7 +58,8 @@ def sweep_command() -> None:
     from webapp import maintenance
 
     result = maintenance.sweep()
-    click.echo(f"{result['requeued']} re-enqueued, {result['failed']} failed after too many tries")
+    click.echo(f"{result['requeued']} re-enqueued, {result['failed']} failed after too many tries, "
+               f"{result['reference_photos']} reference photos sent to be embedded again")
 
 
 @ops_cli.command("purge")

@@ -2,7 +2,8 @@
 
 ``sweep`` finds recognitions stuck in ``queued`` or ``running`` (a message lost with a broker
 restart, a worker killed mid-task) and sends them again; after ``SWEEP_MAX_REQUEUES`` tries they end
-``failed`` with a reason. ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
+``failed`` with a reason; it also re-sends the embedding of reference photos still without one
+(their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
 beat tasks on the ``maintenance`` queue (``worker.tasks.sweep`` / ``purge``) and by hand as
 ``flask ops sweep`` / ``flask ops purge``. The web side only: tasks are sent by name.
 """
@@ -15,7 +16,8 @@ from flask import current_app
 from sqlalchemy import func
 
 from webapp.extensions import db
-from webapp.models import Recognition, finish_once, utcnow
+from webapp.models import Recognition, ReferencePhoto, finish_once, utcnow
+from webapp.references import EMBED_TASK
 from webapp.uploads import RECOGNIZE_TASK, remove_files, upload_dir
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,13 @@ def sweep(now: datetime | None = None) -> dict:
     if requeued or failed:
         log.warning("sweep: re-enqueued %d stuck recognitions, failed %d after %d tries",
                     len(requeued), len(failed), max_requeues)
-    return {"requeued": len(requeued), "failed": len(failed)}
+    unembedded = db.session.scalar(
+        db.select(func.count()).select_from(ReferencePhoto)
+        .where(ReferencePhoto.embedding.is_(None), ReferencePhoto.error.is_(None), ReferencePhoto.created_at < cutoff))
+    if unembedded:
+        celery.send_task(EMBED_TASK, args=[None])  # every photo without an embedding of the active model
+        log.warning("sweep: %d reference photos still have no embedding; embedding task sent again", unembedded)
+    return {"requeued": len(requeued), "failed": len(failed), "reference_photos": unembedded}
 
 
 def purge(now: datetime | None = None) -> dict:

@@ -32,15 +32,15 @@ def test_stuck_recognitions_are_sent_again_then_failed_with_a_reason(tmp_path):
         db.session.commit()
         finish_once(done, "done", label=None)
 
-        assert maintenance.sweep() == {"requeued": 2, "failed": 0}
+        assert maintenance.sweep() == {"requeued": 2, "failed": 0, "reference_photos": 0}
         assert sorted(queued_messages(app)) == sorted([stuck, running])
-        assert maintenance.sweep() == {"requeued": 0, "failed": 0}  # just sent: not stuck yet
+        assert maintenance.sweep() == {"requeued": 0, "failed": 0, "reference_photos": 0}  # just sent: not stuck yet
         assert db.session.get(Recognition, fresh).requeues == 0  # young enough, left alone
         finish_once(fresh, "done", label=None)
 
         later = utcnow() + timedelta(minutes=2)
-        assert maintenance.sweep(now=later) == {"requeued": 2, "failed": 0}
-        assert maintenance.sweep(now=later + timedelta(minutes=2)) == {"requeued": 0, "failed": 2}
+        assert maintenance.sweep(now=later) == {"requeued": 2, "failed": 0, "reference_photos": 0}
+        assert maintenance.sweep(now=later + timedelta(minutes=2)) == {"requeued": 0, "failed": 2, "reference_photos": 0}
         db.session.expire_all()
         for rec_id in (stuck, running):
             rec = db.session.get(Recognition, rec_id)
@@ -93,6 +93,28 @@ def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_pa
         db.session.commit()
         assert maintenance.purge() == {"deleted": 1, "files": 0}
     assert not list(folder.iterdir())
+
+
+def test_sweep_resends_the_embedding_of_reference_photos_left_without_one(tmp_path):
+    from webapp.models import Landmark, ReferencePhoto
+    from webapp.references import EMBED_TASK
+
+    app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=600))
+    with app.app_context():
+        landmark = Landmark(slug="thap", name_vi="Tháp", name_en="Tower", lat=16.0, lon=107.0)
+        db.session.add(landmark)
+        db.session.flush()
+        fresh, old, broken = (ReferencePhoto(landmark_id=landmark.id, stored_name=name, sha256="0" * 64,
+                                             image_format="JPEG") for name in ("a", "b", "c"))
+        old.created_at = broken.created_at = utcnow() - timedelta(hours=1)
+        broken.error = "the photo file is missing"  # a known failure is not retried for ever
+        db.session.add_all([fresh, old, broken])
+        db.session.commit()
+        assert maintenance.sweep()["reference_photos"] == 1
+        assert queued_tasks(app) == [(EMBED_TASK, [None])]
+        old.embedding, old.embedding_version = b"\0" * 16, "v1"
+        db.session.commit()
+        assert maintenance.sweep()["reference_photos"] == 0 and queued_tasks(app) == []
 
 
 def test_ops_commands(tmp_path):
