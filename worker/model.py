@@ -5,9 +5,9 @@ LiteRT). Before every batch, at most every ``MODEL_CHECK_S``, the engine asks th
 version is active and whether reference photos changed, and switches without a restart: an admin's
 activation reaches every worker within seconds. Batches come from ``worker.batching.MicroBatcher``.
 
-Sizing: with the ``threads`` pool run one process per host (or per GPU), ``--concurrency`` = the batch
-you want (e.g. 16) and ``INFERENCE_THREADS`` = cores; with the ``prefork`` pool, one process per core
-and ``INFERENCE_THREADS=1`` (batches are then single images).
+Model threads (``INFERENCE_THREADS``, 0 = auto): one per prefork child (one process per core), every
+core for a threads or solo pool (one process per host or GPU). Running several threads-pool processes
+per host — fastest on CPU, measured — set it to 1.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from worker.batching import MicroBatcher
 log = logging.getLogger(__name__)
 _engine: "Engine | None" = None
 _engine_lock = threading.Lock()
+_pool_threads = 1  # model threads when INFERENCE_THREADS is 0 (auto): set by the pool's start signal
 
 
 def limit_threads(threads: int) -> None:
@@ -47,8 +48,8 @@ def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "aut
     from ml.predictor import Predictor  # imported here: the parent process stays free of TensorFlow
 
     predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime)
-    log.info("model %s loaded (%s, %d classes) in process %d", predictor.version, predictor.runtime,
-             len(predictor.labels), os.getpid())
+    log.info("model %s loaded (%s, %d classes, %d threads) in process %d", predictor.version, predictor.runtime,
+             len(predictor.labels), threads, os.getpid())
     return predictor
 
 
@@ -153,7 +154,7 @@ class Engine:
         target = row.bundle_dir if row else self.app.config["MODEL_BUNDLE"]
         if self.predictor is not None and target == self.bundle_dir:
             return
-        predictor = load_predictor(target, int(self.app.config["INFERENCE_THREADS"]),
+        predictor = load_predictor(target, int(self.app.config["INFERENCE_THREADS"]) or _pool_threads,
                                    self.app.config["INFERENCE_RUNTIME"])
         if self.predictor is not None:
             log.info("switched from model %s to %s without restart", self.version, predictor.version)
@@ -221,8 +222,8 @@ def loaded_runtime() -> str | None:
 
 @worker_process_init.connect
 def _load_in_child(**_kwargs) -> None:
-    """Prefork: each pool process loads the model as it starts."""
-    _preload()
+    """Prefork: each pool process loads the model as it starts (one model thread: a process per core)."""
+    _preload(1)
 
 
 @worker_ready.connect
@@ -231,12 +232,14 @@ def _load_in_worker(sender=None, **_kwargs) -> None:
     from celery.concurrency.prefork import TaskPool as PreforkPool
 
     if not isinstance(getattr(sender, "pool", None), PreforkPool):  # prefork children load their own
-        _preload()
+        _preload(os.cpu_count() or 1)
 
 
-def _preload() -> None:
+def _preload(threads: int) -> None:
+    global _pool_threads
     from worker.main import celery_app, flask_app
 
+    _pool_threads = threads
     if "inference" not in celery_app.amqp.queues.consume_from:  # a training or maintenance worker
         return
     with flask_app.app_context():

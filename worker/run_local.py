@@ -58,7 +58,6 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def main() -> int:
     port = os.environ.get("PORT", "5000")
-    os.environ.setdefault("INFERENCE_THREADS", str(os.cpu_count() or 1))  # one process: all cores for the model
     stopping = False
 
     def request_stop(signum, _frame):
