@@ -80,3 +80,23 @@ def test_transient_database_errors_are_retried(tmp_path):
         assert rec.status == "done" and rec.attempts == 1  # "running" was written once, after the retry
     assert len(errors) == 1 and "locked" in str(errors[0])
     blocker.close()
+
+
+def test_the_gpu_workers_tensorflow_runtime_gives_the_same_answer(tmp_path, app, client):
+    """The GPU worker's path (TensorFlow runtime, micro-batched) run here on the CPU: same label as LiteRT."""
+    from worker.model import loaded_runtime
+
+    data, _ = photo_bytes()
+    (tmp_path / "tf").mkdir()
+    tf_app = build_app(make_config(tmp_path / "tf", INFERENCE_RUNTIME="tensorflow", INFERENCE_MAX_BATCH=64))
+    results = []
+    for each_app in (app, tf_app):
+        rec_id = upload(each_app.test_client(), data)
+        with each_app.app_context():
+            assert recognize.apply(args=[rec_id]).get() == "done"
+            rec = db.session.get(Recognition, rec_id)
+            results.append((rec.label, rec.top5[0][0], rec.confidence, rec.model_version))
+        assert loaded_runtime() == ("tensorflow" if each_app is tf_app else "litert")
+    (lite_label, lite_top, lite_conf, lite_version), (tf_label, tf_top, tf_conf, tf_version) = results
+    assert (lite_label, lite_top, lite_version) == (tf_label, tf_top, tf_version)
+    assert abs(lite_conf - tf_conf) < 1e-3
