@@ -33,6 +33,8 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=5.0, help="seconds between faults")
     parser.add_argument("--upload-every", type=float, default=0.1)
     parser.add_argument("--timeout", type=int, default=10, help="RECOGNITION_TIMEOUT_S for the sweeper")
+    parser.add_argument("--worker-pool", default="prefork")
+    parser.add_argument("--worker-concurrency", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="append a Markdown summary here")
     args = parser.parse_args()
     problem = servers_controllable()
@@ -44,7 +46,7 @@ def main() -> int:
                   RECOGNITION_TIMEOUT_S=args.timeout, SWEEP_MAX_REQUEUES=50)
     stack.prepare()
     photos = [p.read_bytes() if isinstance(p, Path) else p for p, _ in sample_photos(per_class=2, classes=5)]
-    stack.start_worker()
+    stack.start_worker(args.worker_concurrency, args.worker_pool)
     try:
         warm_up = stack.upload(photos[0])
         stack.wait_finished(warm_up, timeout=180)
@@ -63,7 +65,8 @@ def main() -> int:
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write(f"\n## bench/faults.py, {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
                      f"`--rounds {args.rounds} --outage {args.outage} --pause {args.pause} "
-                     f"--upload-every {args.upload_every} --timeout {args.timeout}`: "
+                     f"--upload-every {args.upload_every} --timeout {args.timeout} --worker-pool {args.worker_pool} "
+                     f"--worker-concurrency {args.worker_concurrency}`: "
                      f"**{'passed' if ok else 'FAILED'}** — {outcome.summary()}.\n")
     return 0 if ok else 1
 

@@ -106,7 +106,7 @@ class FaultRun:
         self.stack.kill_worker()
         self.note(f"worker SIGKILLed ({running} running)")
         time.sleep(1)
-        self.stack.start_worker()
+        self.stack.restart_worker()
         self.note("worker restarted")
 
     def restart_redis(self) -> None:

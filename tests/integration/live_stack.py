@@ -55,6 +55,7 @@ class Stack:
 
     def start_worker(self, concurrency: int = 1, pool: str = "prefork", queues: str = "inference",
                      **env_extra: str) -> None:
+        self.worker_args = (concurrency, pool, queues, env_extra)  # restart_worker starts the same again
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
@@ -76,6 +77,10 @@ class Stack:
         self.worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                        start_new_session=True)  # its own process group: kill_worker gets all
         self.workers.append(self.worker)
+
+    def restart_worker(self) -> None:
+        concurrency, pool, queues, env_extra = self.worker_args
+        self.start_worker(concurrency, pool, queues, **env_extra)
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and its pool processes, as the kernel's OOM killer or a crash would."""
