@@ -133,29 +133,34 @@ def embed_references(self, photo_ids: list[int] | None = None) -> int:
 def run_embeddings(photo_ids: list[int] | None) -> int:
     engine = get_engine()
     engine.refresh(force=True)  # embed with the model active now, not the one seen a moment ago
-    query = db.select(ReferencePhoto).order_by(ReferencePhoto.id)
+    query = db.select(ReferencePhoto.id, ReferencePhoto.stored_name).order_by(ReferencePhoto.id)
     if photo_ids is None:
         query = query.where(db.or_(ReferencePhoto.embedding_version.is_(None),
                                    ReferencePhoto.embedding_version != engine.version))
     else:
         query = query.where(ReferencePhoto.id.in_(photo_ids))
     done = 0
-    for photo in db.session.scalars(query).all():
+    for photo in db.session.execute(query).all():
         with engine.slot() as run:
             try:
                 decoded = decode(reference_path(photo))
             except (images.ImageError, OSError) as err:
-                photo.error = visitor_reason(err) if isinstance(err, images.ImageError) else "the photo file is missing"
-                db.session.commit()
+                reason = visitor_reason(err) if isinstance(err, images.ImageError) else "the photo file is missing"
+                store_embedding(photo.id, error=reason)
                 continue
             outcome = run(decoded.image)
-        photo.embedding = outcome.embedding.astype("float32").tobytes()
-        photo.embedding_version, photo.embedded_at, photo.error = outcome.version, utcnow(), None
-        db.session.commit()
-        done += 1
+        # an UPDATE, not the ORM: a photo an editor removed meanwhile is simply not there any more
+        done += store_embedding(photo.id, embedding=outcome.embedding.astype("float32").tobytes(),
+                                embedding_version=outcome.version, embedded_at=utcnow(), error=None)
     engine.invalidate()  # this process serves the new embeddings from its next batch; others within MODEL_CHECK_S
     log.info("embedded %d reference photos with model %s", done, engine.version)
     return done
+
+
+def store_embedding(photo_id: int, **values) -> int:
+    written = db.session.execute(db.update(ReferencePhoto).where(ReferencePhoto.id == photo_id).values(**values)).rowcount
+    db.session.commit()
+    return written
 
 
 @shared_task(name="worker.tasks.train_model", acks_late=True)
