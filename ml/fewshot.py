@@ -1,9 +1,11 @@
 """Few-shot enrolment: recognise landmarks the classifier never learnt, from a few reference photos.
 
-Every reference photo is stored as the model's L2-normalised embedding with the key of the landmark it
-shows. A query is compared with all of them by cosine similarity; a landmark's score is the mean of
-its ``k`` best similarities (robust to one odd reference photo). The classifier and the references
-are then combined (``combine``):
+Every reference photo is stored as its *signature* with the key of the landmark it shows: the model's
+L2-normalised embedding and, with weight ``profile``, the square roots of the classifier's top-5
+probabilities (a photo of an unknown landmark is recognisable also by *which* known landmarks it
+resembles, and how much). A query's signature is compared with all of them by cosine similarity; a
+landmark's score is the mean of its ``k`` best similarities (robust to one odd reference photo). The
+classifier and the references are then combined (``combine``):
 
 - the trained landmarks are in the same index, through a few embeddings of their training photos that
   the bundle carries (``references.npz``), so a photo is matched against every landmark on equal terms;
@@ -11,8 +13,8 @@ are then combined (``combine``):
   classifier is sure (probability ≥ ``override``) of a trained landmark: trained landmarks keep their accuracy;
 - otherwise the classifier decides, with its own rejection threshold ("not a known landmark").
 
-Both numbers were chosen by measurement (``bench/fewshot.py``, ``docs/fewshot.md``); a bundle may
-carry its own in ``bundle.json`` under ``"fewshot"``.
+The numbers were chosen by measurement (``bench/fewshot.py``, ``docs/fewshot.md``); a bundle may carry
+its own in ``bundle.json`` under ``"fewshot"``.
 """
 from __future__ import annotations
 
@@ -28,10 +30,24 @@ class FewShotRule:
     threshold: float = 0.45  # cosine similarity a reference match needs (bench/fewshot.py, docs/fewshot.md)
     override: float = 0.80  # classifier probability at which a trained landmark still wins
     k: int = 3  # a landmark's score: the mean of its k most similar reference photos
+    profile: float = 0.3  # weight of the classifier's probability profile in a signature
 
     @classmethod
     def from_bundle(cls, meta: dict) -> "FewShotRule":
-        return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in ("threshold", "override", "k")})
+        fields = ("threshold", "override", "k", "profile")
+        return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in fields})
+
+
+def signature(prediction: Prediction, labels: list[str], profile: float) -> np.ndarray:
+    """A photo's few-shot signature: its embedding and, weighted by ``profile``, the square roots of the
+    classifier's top-5 probabilities over ``labels`` (what is left in one more slot); unit length."""
+    column = {key: i for i, key in enumerate(labels)}
+    probs = np.zeros(len(labels) + 1, np.float32)
+    for key, prob in prediction.top5:
+        probs[column[key]] = prob
+    probs[-1] = max(0.0, 1.0 - float(probs.sum()))
+    vector = np.concatenate([np.asarray(prediction.embedding, np.float32), profile * np.sqrt(probs)])
+    return vector / np.linalg.norm(vector)
 
 
 class ReferenceIndex:
@@ -86,16 +102,17 @@ def combine(prediction: Prediction, reference: tuple[str | None, float], rule: F
 
 
 def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule,
-               trained: set[str] = frozenset()) -> list[Decision]:
-    """``combine`` for a batch (no index or an empty one: the classifier alone). ``trained``: the
+               labels: list[str], signatures: np.ndarray | None = None) -> list[Decision]:
+    """``combine`` for a batch (no index or an empty one: the classifier alone). ``labels``: the
     classifier's own landmarks, left to the classifier when they are the most similar."""
     if index is None or not len(index):
         return [combine(p, (None, -1.0), rule) for p in predictions]
-    matches = index.best(np.stack([p.embedding for p in predictions]))
-    return [combine(p, m, rule, trained) for p, m in zip(predictions, matches)]
+    if signatures is None:
+        signatures = np.stack([signature(p, labels, rule.profile) for p in predictions])
+    return [combine(p, m, rule, set(labels)) for p, m in zip(predictions, index.best(signatures))]
 
 
-REFERENCES_FILE = "references.npz"  # in a bundle: a few embeddings per trained landmark
+REFERENCES_FILE = "references.npz"  # in a bundle: a few signatures per trained landmark
 
 
 def select_references(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
@@ -104,9 +121,9 @@ def select_references(labels: np.ndarray, per_class: int, seed: int = 0) -> np.n
     return np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)])
 
 
-def save_references(bundle_dir, keys: list[str], embeddings: np.ndarray) -> None:
+def save_references(bundle_dir, keys: list[str], signatures: np.ndarray) -> None:
     np.savez_compressed(f"{bundle_dir}/{REFERENCES_FILE}", keys=np.array(keys),
-                        embeddings=np.asarray(embeddings, np.float16))
+                        signatures=np.asarray(signatures, np.float16))
 
 
 def load_references(bundle_dir) -> tuple[list[str], np.ndarray]:
@@ -117,4 +134,4 @@ def load_references(bundle_dir) -> tuple[list[str], np.ndarray]:
     if not path.exists():
         return [], np.zeros((0, 0), np.float32)
     with np.load(path) as saved:
-        return [str(k) for k in saved["keys"]], saved["embeddings"].astype(np.float32)
+        return [str(k) for k in saved["keys"]], saved["signatures"].astype(np.float32)

@@ -66,7 +66,7 @@ class Outcome:
     score: float
     top5: list
     matched_by: str  # "classifier" or "reference"
-    embedding: np.ndarray
+    signature: np.ndarray  # for few-shot matching (ml.fewshot.signature)
     version: str
     batch_size: int
     model_ms: float  # the batch's model time
@@ -107,16 +107,18 @@ class Engine:
 
         with self.app.app_context():
             self.refresh()
+        from ml.fewshot import signature
+
         predictor, index, rule = self.predictor, self.index, self.rule
-        trained = set(predictor.labels)
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
         started = time.perf_counter()
         probs, embeddings = predictor.predict_arrays(np.concatenate(arrays))
         model_ms = (time.perf_counter() - started) * 1000
         predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
-        return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, p.embedding,
-                        predictor.version, len(items), model_ms)
-                for d, p in zip(decide_all(predictions, index, rule, trained), predictions)]
+        signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
+        decisions = decide_all(predictions, index, rule, predictor.labels, signatures)
+        return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
+                        predictor.version, len(items), model_ms) for d, sig in zip(decisions, signatures)]
 
     # -- what to serve --------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
@@ -189,8 +191,14 @@ class Engine:
             .join(Landmark, ReferencePhoto.landmark_id == Landmark.id).where(mine)).all()
         enrolled = [class_key or slug for _, class_key, slug in rows]
         trained_keys, trained_vectors = load_references(self.predictor.info.path)  # the bundle's own landmarks
-        vectors = [np.frombuffer(emb, np.float32) for emb, _, _ in rows] + list(trained_vectors)
-        self.index = ReferenceIndex(enrolled + trained_keys, np.stack(vectors), self.rule.k) if rows else None
+        size = len(trained_vectors[0]) if len(trained_vectors) else None
+        vectors, keys = [], []
+        for (emb, _, _), key in zip(rows, enrolled):
+            vector = np.frombuffer(emb, np.float32)
+            if size is None or len(vector) == size:  # a signature of another format: re-embedded on activation
+                vectors.append(vector), keys.append(key)
+        self.index = (ReferenceIndex(keys + trained_keys, np.stack(vectors + list(trained_vectors)), self.rule.k)
+                      if vectors else None)
         self.index_stamp = stamp
         log.info("reference index: %d photos of %d enrolled landmarks for model %s", len(rows), len(set(enrolled)),
                  self.version)

@@ -150,7 +150,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
                 continue
             outcome = run(decoded.image)
         # an UPDATE, not the ORM: a photo an editor removed meanwhile is simply not there any more
-        done += store_embedding(photo.id, embedding=outcome.embedding.astype("float32").tobytes(),
+        done += store_embedding(photo.id, embedding=outcome.signature.astype("float32").tobytes(),
                                 embedding_version=outcome.version, embedded_at=utcnow(), error=None)
     engine.invalidate()  # this process serves the new embeddings from its next batch; others within MODEL_CHECK_S
     log.info("embedded %d reference photos with model %s", done, engine.version)
