@@ -200,3 +200,19 @@ def tower_photo(seed: int, view: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
+
+
+# --- the learning loop: a made-up landmark and a tiny base dataset for retraining ------------------
+
+TOWER = {"slug": "thap-thu-nghiem", "name_vi": "Tháp thử nghiệm", "name_en": "Test Tower", "province": "Huế",
+         "lat": 16.46, "lon": 107.59, "description_vi": "", "description_en": ""}
+TINY_TRAINING = {"epochs": 2, "img_size": 32, "batch_size": 8, "patience": 2}  # TRAINING_OPTIONS for lenet5
+
+
+def tiny_training_dataset(root: Path) -> Path:
+    """Two made-up landmarks of 8 photos each, folder per class: a base dataset for retraining."""
+    for seed, name in ((31, "Alpha_Gate"), (62, "Beta_Tower")):
+        (root / name).mkdir(parents=True)
+        for view in range(8):
+            (root / name / f"{view}.jpg").write_bytes(tower_photo(seed, view))
+    return root

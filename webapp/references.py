@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User
-from webapp.uploads import UploadError, original_path, read_image
+from webapp.uploads import UploadError, decode_upload, original_path, read_image
 
 EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
 
@@ -55,8 +55,7 @@ def add_reference_photos(landmark: Landmark, files: list[FileStorage], user: Use
 def add_reference_from_recognition(rec: Recognition, landmark: Landmark, user: User | None) -> ReferencePhoto:
     """Copy a visitor's photo (an accepted correction) into the reference photos of ``landmark``."""
     data = original_path(rec).read_bytes()
-    image = images.decode(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                          allowed_formats=images.UPLOAD_FORMATS)
+    image = decode_upload(data)
     photo = _store(landmark, data, image, "correction", user, recognition_id=rec.id)
     db.session.commit()
     enqueue_embeddings([photo])

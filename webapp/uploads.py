@@ -77,16 +77,18 @@ def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
     if len(data) > limit:
         raise UploadError(413, _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"]))
     try:
-        decoded = images.decode(
-            data,
-            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-            allowed_formats=images.UPLOAD_FORMATS,
-        )
+        decoded = decode_upload(data)
     except images.ImageTooLarge as err:  # a decompression bomb or a huge scan: the request is at fault
         raise UploadError(400, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
     except images.ImageError as err:
         raise UploadError(415, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
     return data, decoded
+
+
+def decode_upload(source: images.ImageSource) -> images.DecodedImage:
+    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats and pixel limit."""
+    return images.decode(source, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+                         allowed_formats=images.UPLOAD_FORMATS)
 
 
 def token_hash(token: str) -> str:

@@ -81,6 +81,7 @@ class Engine:
         self.index = None
         self.index_stamp = None
         self.rule = None
+        self.trained_references: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), np.float32))
         self.landmark_ids: dict[str, int] = {}
         self.checked_at = 0.0
         self._refresh_lock = threading.Lock()  # the batch thread and the embedding task may both refresh
@@ -103,12 +104,10 @@ class Engine:
         return Prepared(image, predictor.preprocess([image]), predictor.version)
 
     def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
-        from ml.fewshot import decide_all
+        from ml.fewshot import decide_all, signature
 
         with self.app.app_context():
             self.refresh()
-        from ml.fewshot import signature
-
         predictor, index, rule = self.predictor, self.index, self.rule
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
         started = time.perf_counter()
@@ -143,10 +142,10 @@ class Engine:
         self.checked_at = 0.0
 
     def _follow_active_version(self) -> None:
-        from ml.fewshot import FewShotRule
+        from ml.fewshot import FewShotRule, load_references
 
         try:
-            row = db.session.execute(db.select(ModelVersion.bundle_dir, ModelVersion.version)
+            row = db.session.execute(db.select(ModelVersion.bundle_dir)
                                      .where(ModelVersion.is_active, ModelVersion.status == "ready")).first()
         except Exception:
             if self.predictor is not None:
@@ -162,6 +161,7 @@ class Engine:
             log.info("switched from model %s to %s without restart", self.version, predictor.version)
         self.predictor, self.bundle_dir = predictor, target
         self.rule = FewShotRule.from_bundle(predictor.info.extra)
+        self.trained_references = load_references(predictor.info.path)  # the bundle's own landmarks
         self.index, self.index_stamp = None, None
 
     def _follow_catalog(self) -> None:
@@ -178,7 +178,7 @@ class Engine:
         return self.landmark_ids.get(key) if key else None
 
     def _follow_references(self) -> None:
-        from ml.fewshot import ReferenceIndex, load_references
+        from ml.fewshot import ReferenceIndex
 
         mine = ReferencePhoto.embedding_version == self.version
         stamp = tuple(db.session.execute(
@@ -190,12 +190,12 @@ class Engine:
             db.select(ReferencePhoto.embedding, Landmark.class_key, Landmark.slug)
             .join(Landmark, ReferencePhoto.landmark_id == Landmark.id).where(mine)).all()
         enrolled = [class_key or slug for _, class_key, slug in rows]
-        trained_keys, trained_vectors = load_references(self.predictor.info.path)  # the bundle's own landmarks
+        trained_keys, trained_vectors = self.trained_references
         size = len(trained_vectors[0]) if len(trained_vectors) else None
         vectors, keys = [], []
         for (emb, _, _), key in zip(rows, enrolled):
             vector = np.frombuffer(emb, np.float32)
-            if size is None or len(vector) == size:  # a signature of another format: re-embedded on activation
+            if size is None or len(vector) == size:  # a signature of an older format cannot be compared: skipped
                 vectors.append(vector), keys.append(key)
         self.index = (ReferenceIndex(keys + trained_keys, np.stack(vectors + list(trained_vectors)), self.rule.k)
                       if vectors else None)

@@ -6,7 +6,6 @@ import logging
 import time
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ml import images
@@ -14,7 +13,7 @@ from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, ReferencePhoto, claim, finish_once, utcnow
 from webapp.references import reference_path
-from webapp.uploads import original_file, visitor_reason
+from webapp.uploads import decode_upload, original_file, visitor_reason
 from worker.model import get_engine, worker_name
 
 log = logging.getLogger(__name__)
@@ -39,13 +38,18 @@ def recognize(self, recognition_id: str) -> str | None:
     try:
         return run_recognition(recognition_id)
     except Exception as exc:
-        discard_session()
-        if is_transient(exc) and self.request.retries < self.max_retries:
-            log.warning("recognition %s: database unavailable, retrying (%s)", recognition_id, exc)
-            raise self.retry(exc=exc, countdown=min(30, 0.5 * 2**self.request.retries))
+        retry_if_transient(self, exc)
         log.exception("recognition %s failed", recognition_id)
         mark_failed(recognition_id, "the recogniser had an internal error; please try again")
         return "failed"
+
+
+def retry_if_transient(task, exc: Exception) -> None:
+    """Drop the failed session; on a transient database error, retry the task with back-off (raises Retry)."""
+    discard_session()
+    if is_transient(exc) and task.request.retries < task.max_retries:
+        log.warning("%s: database unavailable, retrying (%s)", task.name, exc)
+        raise task.retry(exc=exc, countdown=min(30, 0.5 * 2**task.request.retries))
 
 
 def discard_session() -> None:
@@ -68,7 +72,7 @@ def run_recognition(recognition_id: str) -> str | None:
     with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
         started = time.perf_counter()
         try:
-            decoded = decode(original_file(stored_name))
+            decoded = decode_upload(original_file(stored_name))
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
         decode_ms = (time.perf_counter() - started) * 1000
@@ -87,10 +91,6 @@ def run_recognition(recognition_id: str) -> str | None:
         decode_ms=decode_ms,
         inference_ms=outcome.model_ms,
     )
-
-
-def decode(path) -> images.DecodedImage:
-    return images.decode(path, max_pixels=current_app.config["MAX_IMAGE_PIXELS"], allowed_formats=images.UPLOAD_FORMATS)
 
 
 def finish(recognition_id: str, status: str, **values) -> str | None:
@@ -124,9 +124,7 @@ def embed_references(self, photo_ids: list[int] | None = None) -> int:
     try:
         return run_embeddings(photo_ids)
     except Exception as exc:
-        discard_session()
-        if is_transient(exc) and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=min(30, 0.5 * 2**self.request.retries))
+        retry_if_transient(self, exc)
         raise
 
 
@@ -143,7 +141,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
     for photo in db.session.execute(query).all():
         with engine.slot() as run:
             try:
-                decoded = decode(reference_path(photo))
+                decoded = decode_upload(reference_path(photo))
             except (images.ImageError, OSError) as err:
                 reason = visitor_reason(err) if isinstance(err, images.ImageError) else "the photo file is missing"
                 store_embedding(photo.id, error=reason)

@@ -8,26 +8,15 @@ import time
 import pytest
 
 from auth_helpers import api_headers, make_user
-from factories import tower_photo
+from factories import TINY_TRAINING, TOWER, tiny_training_dataset, tower_photo
 from live_stack import Stack
-
-TOWER = {"slug": "thap-thu-nghiem", "name_vi": "Tháp thử nghiệm", "name_en": "Test Tower", "province": "Huế",
-         "lat": 16.46, "lon": 107.59, "description_vi": "", "description_en": ""}
-
-
-def make_base_dataset(root):
-    for seed, name in ((31, "Alpha_Gate"), (62, "Beta_Tower")):
-        (root / name).mkdir(parents=True)
-        for view in range(8):
-            (root / name / f"{view}.jpg").write_bytes(tower_photo(seed, view))
-    return root
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("learning")
-    base = make_base_dataset(tmp / "base")
-    options = {"epochs": 2, "img_size": 32, "batch_size": 8, "patience": 2}
+    base = tiny_training_dataset(tmp / "base")
+    options = TINY_TRAINING
     stack = Stack(tmp, TRAINING_DATA_DIR=str(base), TRAINING_ARCH="lenet5", TRAINING_OPTIONS=options)
     stack.prepare()
     # one worker for both queues: recognitions keep flowing while a training run goes on

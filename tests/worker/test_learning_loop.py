@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from factories import jpeg_bytes, tower_photo
+from factories import TINY_TRAINING, TOWER, jpeg_bytes, tiny_training_dataset, tower_photo
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, Recognition, ReferencePhoto
 from worker.tasks import embed_references, recognize, train_model
 
-TOWER = {"slug": "thap-thu-nghiem", "name_vi": "Tháp thử nghiệm", "name_en": "Test Tower", "province": "Huế",
-         "lat": 16.46, "lon": 107.59}
 
 
 def files(photos: list[bytes]):
@@ -87,21 +85,11 @@ def test_an_unreadable_reference_photo_gets_an_error_not_a_crash(fast_app):
         assert "image" in db.session.get(ReferencePhoto, ids[0]).error
 
 
-def make_base_dataset(root: Path) -> Path:
-    for seed, name in ((1, "Alpha_Gate"), (2, "Beta_Tower")):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for view in range(8):
-            (folder / f"{view}.jpg").write_bytes(tower_photo(seed * 31, view))
-    return root
-
-
 def test_retraining_registers_a_version_that_activation_switches_to_and_back(tmp_path):
     from factories import build_app, make_config
 
-    options = {"epochs": 2, "img_size": 32, "batch_size": 8, "patience": 2}
-    app = build_app(make_config(tmp_path, MODEL_CHECK_S=0, TRAINING_DATA_DIR=str(make_base_dataset(tmp_path / "base")),
-                                TRAINING_ARCH="lenet5", TRAINING_OPTIONS=options))
+    app = build_app(make_config(tmp_path, MODEL_CHECK_S=0, TRAINING_DATA_DIR=str(tiny_training_dataset(tmp_path / "base")),
+                                TRAINING_ARCH="lenet5", TRAINING_OPTIONS=TINY_TRAINING))
     client = app.test_client()
     enrol(app, TOWER, [tower_photo(5, v) for v in range(4)])  # enrolled photos join the training set
     shipped = recognise(app, client, tower_photo(5, 50)).model_version
