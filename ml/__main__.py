@@ -11,6 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ml.predictor import RUNTIMES
+
     parser = argparse.ArgumentParser(prog="python -m ml", description="Landmark recognition: train, evaluate, serve.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -38,18 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--bundle", required=True)
     e.add_argument("--data", required=True)
     e.add_argument("--negatives")
-    e.add_argument("--runtime", default="litert", choices=["litert", "tensorflow", "keras"])
+    e.add_argument("--runtime", default="litert", choices=RUNTIMES[1:])
     e.add_argument("--out", help="where metrics.json and the report go (default: the bundle)")
 
     p = sub.add_parser("predict", help="recognise photos; one JSON object per line, in input order")
     p.add_argument("files", nargs="+")
     p.add_argument("--bundle", help="bundle directory (default: the shipped model)")
-    p.add_argument("--runtime", default="auto", choices=["auto", "litert", "tensorflow", "keras"])
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES)
 
     b = sub.add_parser("bench", help="latency and throughput per runtime, written to docs/performance.md")
     b.add_argument("--bundle")
     b.add_argument("--doc", default="docs/performance.md")
     b.add_argument("--seconds", type=float, default=8.0, help="time budget per measurement")
+    b.add_argument("--runtimes", default="keras,tensorflow,litert", help="comma-separated, in table order")
+    b.add_argument("--batch", type=int, default=32, help="the throughput column's batch size")
 
     from ml import compare
 

@@ -1,4 +1,4 @@
-"""Model-only benchmark: batch-1 latency and batch-32 throughput per runtime, side by side."""
+"""Model-only benchmark: batch-1 latency and batch-N throughput (32 by default) per runtime, side by side."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,8 @@ import numpy as np
 
 from ml.predictor import Predictor
 
+TITLES = {"keras": "Keras model.predict", "tensorflow": "TensorFlow tf.function", "jax": "Keras on JAX, XLA jit",
+          "litert": "LiteRT"}
 MARK_BEGIN, MARK_END = "<!-- bench:model:begin -->", "<!-- bench:model:end -->"
 
 
@@ -46,33 +48,35 @@ def float_tflite(bundle_dir: Path) -> Path:
 
 def main(args) -> int:
     threads = os.cpu_count() or 1
-    runtimes = [("Keras model.predict", "keras"), ("TensorFlow tf.function", "tensorflow"), ("LiteRT", "litert")]
     rows = []
-    for title, runtime in runtimes:
-        predictor = Predictor(args.bundle, runtime=runtime, threads=threads)
+    for runtime in args.runtimes.split(","):
+        title = TITLES[runtime]
+        predictor = Predictor(args.bundle, runtime=runtime, threads=threads, max_batch=args.batch)
         size = predictor.img_size
         rng = np.random.default_rng(0)
-        batch32 = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
+        batch = rng.uniform(-1, 1, (args.batch, size, size, 3)).astype(np.float32)
         if runtime == "litert" and predictor.info.extra.get("quantized"):
             title = "LiteRT (int8)"
-        rows.append(_row(title, predictor, batch32, args.seconds))
+        rows.append(_row(title, predictor, batch, args.seconds))
         if runtime == "litert" and predictor.info.extra.get("quantized"):
             fp32 = Predictor(args.bundle, runtime="litert", threads=threads)
             fp32.info.path = float_tflite(Path(predictor.info.path)).parent  # same bundle, float model
             fp32._run = fp32._load()
-            rows.append(_row("LiteRT (float32)", fp32, batch32, args.seconds))
-        print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch 32: {rows[-1][3]:7.1f} img/s", flush=True)
-    write_doc(Path(args.doc), predictor, rows)
+            rows.append(_row("LiteRT (float32)", fp32, batch, args.seconds))
+        print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch {args.batch}: {rows[-1][3]:7.1f} img/s",
+              flush=True)
+    write_doc(Path(args.doc), predictor, rows, args.batch)
     return 0
 
 
-def _row(title: str, predictor: Predictor, batch32: np.ndarray, seconds: float):
-    one = measure(predictor._run, batch32[:1], seconds / 2)
-    many = measure(predictor._run, batch32, seconds)
-    return (title, 1000 * float(np.median(one)), 1000 * float(np.percentile(one, 95)), 32 / float(np.median(many)))
+def _row(title: str, predictor: Predictor, batch: np.ndarray, seconds: float):
+    one = measure(predictor._run, batch[:1], seconds / 2)
+    many = measure(predictor._run, batch, seconds)
+    return (title, 1000 * float(np.median(one)), 1000 * float(np.percentile(one, 95)),
+            len(batch) / float(np.median(many)))
 
 
-def write_doc(path: Path, predictor: Predictor, rows: list) -> None:
+def write_doc(path: Path, predictor: Predictor, rows: list, batch: int = 32) -> None:
     size = predictor.img_size
     table = [
         MARK_BEGIN,
@@ -82,7 +86,7 @@ def write_doc(path: Path, predictor: Predictor, rows: list) -> None:
         f"{os.cpu_count()} intra-op threads; median of repeated runs on random inputs; load average "
         f"{os.getloadavg()[0]:.1f} when it finished (other jobs on the machine slow every row alike).",
         "",
-        "| runtime | batch 1 latency p50 (ms) | batch 1 p95 (ms) | batch 32 throughput (images/s) |",
+        f"| runtime | batch 1 latency p50 (ms) | batch 1 p95 (ms) | batch {batch} throughput (images/s) |",
         "|---|---|---|---|",
         *[f"| {t} | {p50:.1f} | {p95:.1f} | {ips:.0f} |" for t, p50, p95, ips in rows],
         "",

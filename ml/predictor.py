@@ -1,7 +1,13 @@
-"""Load a bundle once, predict batches of decoded images with LiteRT (CPU) or TensorFlow (GPU)."""
+"""Load a bundle once, predict batches of decoded images with LiteRT (CPU), TensorFlow or JAX (GPU).
+
+Runtimes: ``litert`` (CPU workers), ``tensorflow`` (the Keras model compiled with ``tf.function``),
+``jax`` (the same Keras model on Keras's JAX backend, compiled with XLA; for GPU hosts that have JAX
+rather than TensorFlow), ``keras`` (plain ``model.predict``: the naive baseline in benchmarks).
+"""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -13,7 +19,7 @@ from ml import bundle as bundles
 from ml.bundle import BundleError, default_bundle_dir  # noqa: F401  (public API)
 from ml.images import ImageSource, load_rgb, to_array
 
-RUNTIMES = ("auto", "litert", "tensorflow", "keras")
+RUNTIMES = ("auto", "litert", "tensorflow", "jax", "keras")
 
 
 @dataclass
@@ -91,6 +97,8 @@ class Predictor:
         try:
             if self.runtime == "litert":
                 return self._load_litert()
+            if self.runtime == "jax":
+                return self._load_jax()
             return self._load_tensorflow(jit=self.runtime == "tensorflow")
         except BundleError:
             raise
@@ -129,13 +137,45 @@ class Predictor:
     def _load_tensorflow(self, jit: bool):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
-        import tensorflow as tf
 
         model = keras.models.load_model(self.info.keras, compile=False)
-        if not jit:  # plain Keras predict(), the naive baseline in benchmarks
+        if not jit:  # plain Keras predict() on whichever backend Keras runs: the naive baseline in benchmarks
             return lambda batch: [np.asarray(o) for o in model.predict(batch, verbose=0, batch_size=len(batch))]
+        import tensorflow as tf
+
         call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         return lambda batch: [o.numpy() for o in call(tf.convert_to_tensor(batch, tf.float32))]
+
+    def _load_jax(self):
+        # Keras picks its backend once, at its first import; a process serving this runtime imports it here first
+        if "keras" not in sys.modules:
+            os.environ.setdefault("KERAS_BACKEND", "jax")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers may share one GPU
+        import jax
+        import keras
+
+        if keras.backend.backend() != "jax":
+            raise BundleError(f"the jax runtime needs KERAS_BACKEND=jax before Keras is imported "
+                              f"(this process already uses {keras.backend.backend()})")
+        model = keras.models.load_model(self.info.keras, compile=False)
+        weights = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+
+        @jax.jit
+        def call(trainable, non_trainable, x):
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        # XLA compiles once per input shape: batches are padded to a power of two, all compiled now,
+        # so no visitor's photo waits for a compilation
+        buckets = sorted({min(2 ** i, self.max_batch) for i in range(self.max_batch.bit_length() + 1)})
+        for size in buckets:
+            jax.block_until_ready(call(*weights, np.zeros((size, self.img_size, self.img_size, 3), np.float32)))
+
+        def run(batch: np.ndarray):
+            size = next(b for b in buckets if b >= len(batch))
+            padded = np.pad(batch, ((0, size - len(batch)), (0, 0), (0, 0), (0, 0))) if size > len(batch) else batch
+            return [np.asarray(o)[: len(batch)] for o in call(*weights, padded.astype(np.float32, copy=False))]
+
+        return run
 
 
 def predict_files(predictor: Predictor, files: Iterable[str]) -> Iterable[dict]:

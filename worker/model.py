@@ -43,11 +43,11 @@ def limit_threads(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "auto"):
+def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "auto", max_batch: int = 32):
     limit_threads(threads)
     from ml.predictor import Predictor  # imported here: the parent process stays free of TensorFlow
 
-    predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime)
+    predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime, max_batch=max_batch)
     log.info("model %s loaded (%s, %d classes, %d threads) in process %d", predictor.version, predictor.runtime,
              len(predictor.labels), threads, os.getpid())
     return predictor
@@ -156,7 +156,7 @@ class Engine:
         if self.predictor is not None and target == self.bundle_dir:
             return
         predictor = load_predictor(target, int(self.app.config["INFERENCE_THREADS"]) or _pool_threads,
-                                   self.app.config["INFERENCE_RUNTIME"])
+                                   self.app.config["INFERENCE_RUNTIME"], int(self.app.config["INFERENCE_MAX_BATCH"]))
         if self.predictor is not None:
             log.info("switched from model %s to %s without restart", self.version, predictor.version)
         self.predictor, self.bundle_dir = predictor, target
@@ -224,7 +224,7 @@ def loaded_version() -> str | None:
 
 
 def loaded_runtime() -> str | None:
-    """The runtime (litert, tensorflow, keras) of the model this process serves, or None."""
+    """The runtime (litert, tensorflow, jax, keras) of the model this process serves, or None."""
     return _engine.predictor.runtime if _engine is not None else None
 
 

@@ -59,7 +59,7 @@ class Stack:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "DATABASE_URL": self.db_url,
             "CELERY_BROKER_URL": self.broker_url,
             "UPLOAD_DIR": self.config["UPLOAD_DIR"],
@@ -68,8 +68,9 @@ class Stack:
             "INSTANCE_DIR": str(self.tmp),
             "SECRET_KEY": "test",
         }
-        if os.environ.get("MODEL_BUNDLE"):
-            env["MODEL_BUNDLE"] = os.environ["MODEL_BUNDLE"]
+        for passed in ("MODEL_BUNDLE", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+            if os.environ.get(passed):
+                env[passed] = os.environ[passed]
         env.update(env_extra)
         cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", queues, "--pool", pool,
                "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",

@@ -36,6 +36,39 @@ def test_runtimes_agree(tiny_bundle):
             assert np.allclose(a.embedding, b.embedding, atol=1e-4)
 
 
+JAX_PREDICT = """
+import json, sys
+from ml.predictor import Predictor
+from ml_samples import pattern
+p = Predictor(sys.argv[1], runtime="jax", max_batch=4)
+preds = p.predict([pattern(i % 2, seed=i) for i in range(7)])  # 4 + 3: the second batch is padded
+print(json.dumps([[x.top5[0][0], x.score, x.embedding.tolist()] for x in preds]))
+"""
+
+
+def test_jax_runtime_agrees_with_litert(tiny_bundle):
+    """Keras on its JAX backend (GPU hosts without TensorFlow) gives LiteRT's answers, padded batches too."""
+    env = {"PATH": "/usr/bin:/bin", "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'ml'}"}
+    out = subprocess.run([sys.executable, "-c", JAX_PREDICT, str(tiny_bundle)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jax_preds = json.loads(out.stdout.strip().splitlines()[-1])
+    litert = Predictor(tiny_bundle, runtime="litert").predict([pattern(i % 2, seed=i) for i in range(7)])
+    assert len(jax_preds) == 7
+    for ours, (label, score, embedding) in zip(litert, jax_preds):
+        assert ours.top5[0][0] == label
+        assert ours.score == pytest.approx(score, abs=1e-4)
+        assert np.allclose(ours.embedding, embedding, atol=1e-4)
+
+
+def test_jax_runtime_refuses_a_process_on_another_keras_backend(tiny_bundle):
+    import keras  # noqa: F401  (this test process runs Keras on TensorFlow)
+
+    with pytest.raises(BundleError, match="KERAS_BACKEND=jax"):
+        Predictor(tiny_bundle, runtime="jax")
+
+
 def test_predictions_are_well_formed(tiny_bundle):
     p = Predictor(tiny_bundle, runtime="litert", max_batch=4)
     preds = p.predict([pattern(0, seed=i) for i in range(9)])  # crosses batch boundaries
