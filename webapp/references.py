@@ -16,7 +16,7 @@ from werkzeug.datastructures import FileStorage
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User
-from webapp.uploads import UploadError, decode_upload, original_path, read_image
+from webapp.uploads import SHOWN_SIDE, UploadError, decode_upload, original_path, read_image
 
 EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
 
@@ -82,6 +82,6 @@ def _store(landmark: Landmark, data: bytes, image: images.DecodedImage, source: 
                            added_by_id=user.id if user else None, recognition_id=recognition_id)
     folder = reference_dir()
     (folder / f"{photo.stored_name}.orig").write_bytes(data)
-    (folder / f"{photo.stored_name}.jpg").write_bytes(images.reencode_jpeg(image.image, max_side=1280))
+    (folder / f"{photo.stored_name}.jpg").write_bytes(images.reencode_jpeg(image.image, max_side=SHOWN_SIDE))
     db.session.add(photo)
     return photo

@@ -21,6 +21,7 @@ from webapp.extensions import db
 from webapp.models import Recognition, utcnow
 
 RECOGNIZE_TASK = "worker.tasks.recognize"  # enqueued by name: the web never imports the worker
+SHOWN_SIDE = 1280  # the longer side of the metadata-free copy shown back to visitors and editors
 
 
 class UploadError(Exception):
@@ -43,7 +44,7 @@ def accept_upload(file: FileStorage | None) -> Recognition:
     )
     folder = upload_dir()
     (folder / f"{rec.stored_name}.orig").write_bytes(data)  # what the worker decodes
-    (folder / f"{rec.stored_name}.jpg").write_bytes(images.reencode_jpeg(decoded.image, max_side=1280))
+    (folder / f"{rec.stored_name}.jpg").write_bytes(images.reencode_jpeg(decoded.image, max_side=SHOWN_SIDE))
     try:
         db.session.add(rec)
         db.session.flush()
@@ -85,10 +86,11 @@ def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
     return data, decoded
 
 
-def decode_upload(source: images.ImageSource) -> images.DecodedImage:
-    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats and pixel limit."""
+def decode_upload(source: images.ImageSource, draft_size: int | None = SHOWN_SIDE) -> images.DecodedImage:
+    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats and pixel limit;
+    no larger than ``draft_size`` needs (``images.decode``; the copy shown to visitors by default)."""
     return images.decode(source, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         allowed_formats=images.UPLOAD_FORMATS)
+                         allowed_formats=images.UPLOAD_FORMATS, draft_size=draft_size)
 
 
 def token_hash(token: str) -> str:

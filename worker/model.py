@@ -93,6 +93,11 @@ class Engine:
     def version(self) -> str:
         return self.predictor.version
 
+    @property
+    def decode_size(self) -> int:
+        """Photos are decoded at no less than twice the model's input side (see ``ml.images.to_array``)."""
+        return 2 * self.predictor.img_size
+
     @contextmanager
     def slot(self) -> Iterator[Callable[[Image.Image], Outcome]]:
         """Announce an image while it is decoded; yields ``run(image) -> Outcome`` (batched with others)."""

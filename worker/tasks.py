@@ -72,7 +72,7 @@ def run_recognition(recognition_id: str) -> str | None:
     with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
         started = time.perf_counter()
         try:
-            decoded = decode_upload(original_file(stored_name))
+            decoded = decode_upload(original_file(stored_name), draft_size=engine.decode_size)
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
         decode_ms = (time.perf_counter() - started) * 1000
@@ -141,7 +141,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
     for photo in db.session.execute(query).all():
         with engine.slot() as run:
             try:
-                decoded = decode_upload(reference_path(photo))
+                decoded = decode_upload(reference_path(photo), draft_size=engine.decode_size)
             except (images.ImageError, OSError) as err:
                 reason = visitor_reason(err) if isinstance(err, images.ImageError) else "the photo file is missing"
                 store_embedding(photo.id, error=reason)

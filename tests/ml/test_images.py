@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from ml.images import UPLOAD_FORMATS, ImageError, decode, reencode_jpeg, to_array
-from ml_samples import encode, photo
+from ml_samples import encode, photo, scene
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
@@ -92,3 +92,18 @@ def test_to_array_resizes_and_reencode_strips_metadata():
     exif[0x010F] = "SecretCam"
     copy = Image.open(io.BytesIO(reencode_jpeg(decode(encode(img, "JPEG", exif=exif)).image)))
     assert not copy.getexif()
+
+
+def test_draft_size_decodes_a_big_jpeg_at_a_smaller_scale_with_the_same_model_input():
+    big = scene(3, size=256).resize((2400, 1800), Image.BICUBIC)  # smooth content, like a photo
+    data = encode(big, "JPEG", quality=92)
+    full, small = decode(data), decode(data, draft_size=448)
+    assert full.image.size == (2400, 1800) and small.original_size == (2400, 1800)
+    assert small.image.size == (600, 450)  # 1/4: the smallest scale that keeps both sides ≥ 448
+    difference = np.abs(to_array(full.image, 224) - to_array(small.image, 224))
+    assert difference.mean() < 1.5  # of 255: the model sees the same picture
+    assert decode(data, draft_size=1280).image.size == (2400, 1800)  # 1/2 would leave 900 < 1280
+    png = encode(big, "PNG")
+    assert decode(png, draft_size=448).image.size == (2400, 1800)  # JPEG only
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        decode(data[: len(data) // 2], draft_size=448)  # still fully checked
