@@ -3,7 +3,8 @@
 Every reference photo is stored as its *signature* with the key of the landmark it shows: the model's
 L2-normalised embedding and, with weight ``profile``, the square roots of the classifier's top-5
 probabilities (a photo of an unknown landmark is recognisable also by *which* known landmarks it
-resembles, and how much). A query's signature is compared with all of them by cosine similarity; a
+resembles, and how much), averaged over the photo and its mirror image (``mirrored``): two views of a
+landmark the model never learnt agree better with its few references than one. A query's signature is compared with all of them by cosine similarity; a
 landmark's score is the mean of its ``k`` best similarities (robust to one odd reference photo). The
 classifier and the references are then combined (``combine``):
 
@@ -11,6 +12,7 @@ classifier and the references are then combined (``combine``):
   the bundle carries (``references.npz``), so a photo is matched against every landmark on equal terms;
 - when the most similar landmark is an enrolled one, at or above ``threshold``, it wins unless the
   classifier is sure (probability ≥ ``override``) of a trained landmark: trained landmarks keep their accuracy;
+  or unless the classifier sees no landmark at all (``max_rest``): a blank page is nobody's landmark;
 - otherwise the classifier decides, with its own rejection threshold ("not a known landmark").
 
 The numbers were chosen by measurement (``bench/fewshot.py``, ``docs/fewshot.md``); a bundle may carry
@@ -27,20 +29,57 @@ from ml.predictor import Prediction
 
 @dataclass(frozen=True)
 class FewShotRule:
-    threshold: float = 0.45  # cosine similarity a reference match needs (bench/fewshot.py, docs/fewshot.md)
+    threshold: float = 0.475  # cosine similarity a reference match needs (bench/fewshot.py, docs/fewshot.md)
     override: float = 0.80  # classifier probability at which a trained landmark still wins
     k: int = 3  # a landmark's score: the mean of its k most similar reference photos
-    profile: float = 0.3  # weight of the classifier's probability profile in a signature
+    profile: float = 0.5  # weight of the classifier's probability profile in a signature
+    # A reference match needs the classifier to see *some* landmark: at most this much of its probability
+    # outside its top-5 landmarks (mostly the background class). Enrolment photos of new landmarks leave
+    # ≤ 0.49, 95 % of the calibration negatives > 0.7 (bench/fewshot.py's calibration data).
+    max_rest: float = 0.7
 
     @classmethod
     def from_bundle(cls, meta: dict) -> "FewShotRule":
-        fields = ("threshold", "override", "k", "profile")
+        fields = ("threshold", "override", "k", "profile", "max_rest")
         return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in fields})
 
 
 def signature(prediction: Prediction, labels: list[str], profile: float) -> np.ndarray:
     """A photo's few-shot signature: its embedding and, weighted by ``profile``, the square roots of the
-    classifier's top-5 probabilities over ``labels`` (what is left in one more slot); unit length."""
+    classifier's top-5 probabilities over ``labels`` (what is left in one more slot), averaged with the
+    same of its mirror image when the prediction carries one; unit length."""
+    vector = _one_view(prediction, labels, profile)
+    if prediction.mirror is not None:
+        vector = vector + _one_view(prediction.mirror, labels, profile)
+    return vector / np.linalg.norm(vector)
+
+
+def needs_mirror(prediction: Prediction, rule: "FewShotRule") -> bool:
+    """Whether the signature can change the decision: below ``override`` a reference match may win."""
+    return not prediction.top5 or prediction.top5[0][1] < rule.override
+
+
+def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> None:
+    """Give each prediction its mirror view: the model on the horizontally flipped batch (normalised arrays)."""
+    if len(predictions):
+        probs, embeddings = predictor.predict_arrays(np.ascontiguousarray(batch[:, :, ::-1, :]))
+        for prediction, p, e in zip(predictions, probs, embeddings):
+            prediction.mirror = predictor.decide(p, e)
+
+
+def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
+    """Predictions of images (paths, bytes or decoded) that carry their mirror view, for stored signatures."""
+    out = []
+    for start in range(0, len(images), predictor.max_batch):
+        batch = predictor.preprocess(images[start: start + predictor.max_batch])
+        probs, embeddings = predictor.predict_arrays(batch)
+        predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
+        add_mirrors(predictor, batch, predictions)
+        out += predictions
+    return out
+
+
+def _one_view(prediction: Prediction, labels: list[str], profile: float) -> np.ndarray:
     column = {key: i for i, key in enumerate(labels)}
     probs = np.zeros(len(labels) + 1, np.float32)
     for key, prob in prediction.top5:
@@ -96,7 +135,9 @@ def combine(prediction: Prediction, reference: tuple[str | None, float], rule: F
     """The classifier's prediction and the best reference match → one decision."""
     key, similarity = reference
     top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
-    if key is not None and key not in trained and similarity >= rule.threshold and top_prob < rule.override:
+    rest = 1.0 - sum(prob for _, prob in prediction.top5)
+    if (key is not None and key not in trained and similarity >= rule.threshold and top_prob < rule.override
+            and rest <= rule.max_rest):
         return Decision(key, similarity, prediction.top5, "reference")
     return Decision(prediction.label, prediction.score, prediction.top5, "classifier")
 

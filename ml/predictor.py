@@ -28,6 +28,7 @@ class Prediction:
     score: float  # probability of the top landmark class
     top5: list[tuple[str, float]]
     embedding: np.ndarray = field(repr=False)
+    mirror: "Prediction | None" = field(default=None, repr=False)  # the mirrored photo's, for few-shot signatures
 
     def to_json(self) -> dict:
         return {"label": self.label, "score": round(self.score, 4), "top5": [[k, round(p, 4)] for k, p in self.top5]}

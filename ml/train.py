@@ -258,11 +258,11 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
 
 def write_references(predictor, train: list[Sample], bundle_dir, seed: int, per_class: int = 20) -> None:
     """A few training-photo signatures per landmark, so few-shot matching weighs every landmark alike."""
-    from ml.fewshot import FewShotRule, save_references, select_references, signature
+    from ml.fewshot import FewShotRule, predict_with_mirrors, save_references, select_references, signature
 
     profile = FewShotRule.from_bundle(predictor.info.extra).profile
     chosen = [train[i] for i in select_references(np.array([s.label for s in train]), per_class, seed)]
-    predictions = [p for i in range(0, len(chosen), 64) for p in predictor.predict([s.path for s in chosen[i: i + 64]])]
+    predictions = predict_with_mirrors(predictor, [s.path for s in chosen])
     save_references(bundle_dir, [predictor.labels[s.label] for s in chosen],
                     np.stack([signature(p, predictor.labels, profile) for p in predictions]))
 

@@ -58,6 +58,7 @@ class Prepared:
     image: Image.Image
     array: np.ndarray  # (1, S, S, 3), normalised for the model version below
     version: str
+    reference: bool  # a reference photo: its signature is stored, so it always gets the mirror view
 
 
 @dataclass
@@ -99,26 +100,31 @@ class Engine:
         return 2 * self.predictor.img_size
 
     @contextmanager
-    def slot(self) -> Iterator[Callable[[Image.Image], Outcome]]:
+    def slot(self, reference: bool = False) -> Iterator[Callable[[Image.Image], Outcome]]:
         """Announce an image while it is decoded; yields ``run(image) -> Outcome`` (batched with others)."""
         with self.batcher.reserve() as submit:
-            yield lambda image: submit(self._prepare(image))
+            yield lambda image: submit(self._prepare(image, reference))
 
-    def _prepare(self, image: Image.Image) -> Prepared:
+    def _prepare(self, image: Image.Image, reference: bool) -> Prepared:
         predictor = self.predictor
-        return Prepared(image, predictor.preprocess([image]), predictor.version)
+        return Prepared(image, predictor.preprocess([image]), predictor.version, reference)
 
     def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
-        from ml.fewshot import decide_all, signature
+        from ml.fewshot import add_mirrors, decide_all, needs_mirror, signature
 
         with self.app.app_context():
             self.refresh()
         predictor, index, rule = self.predictor, self.index, self.rule
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
+        batch = np.concatenate(arrays)
         started = time.perf_counter()
-        probs, embeddings = predictor.predict_arrays(np.concatenate(arrays))
-        model_ms = (time.perf_counter() - started) * 1000
+        probs, embeddings = predictor.predict_arrays(batch)
         predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
+        # the mirror view only where the signature matters: references, and photos an enrolled landmark may win
+        mirrored = [i for i, (item, p) in enumerate(zip(items, predictions))
+                    if item.reference or (index is not None and needs_mirror(p, rule))]
+        add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
+        model_ms = (time.perf_counter() - started) * 1000
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
         decisions = decide_all(predictions, index, rule, predictor.labels, signatures)
         return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,

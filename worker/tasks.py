@@ -139,7 +139,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
         query = query.where(ReferencePhoto.id.in_(photo_ids))
     done = 0
     for photo in db.session.execute(query).all():
-        with engine.slot() as run:
+        with engine.slot(reference=True) as run:
             try:
                 decoded = decode_upload(reference_path(photo), draft_size=engine.decode_size)
             except (images.ImageError, OSError) as err:

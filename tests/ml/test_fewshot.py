@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ml.fewshot import FewShotRule, ReferenceIndex, combine, decide_all, signature
+from ml.fewshot import (FewShotRule, ReferenceIndex, combine, decide_all, needs_mirror, predict_with_mirrors,
+                        signature)
 from ml.predictor import Prediction
 
 LABELS = ["Alpha_Gate", "Beta_Tower"]
@@ -21,6 +22,46 @@ def test_a_signature_is_the_embedding_plus_the_weighted_probability_profile():
     assert np.isclose(np.linalg.norm(weighted), 1.0)
     # sqrt of (alpha 0, beta 0.64, the rest 0.36) next to the embedding, then normalised
     assert np.allclose(weighted * np.sqrt(2), [0.6, 0.8, 0.0, 0.8, 0.6])
+
+
+def test_a_signature_averages_the_photo_and_its_mirror_view():
+    p = prediction([3, 4], [("Beta_Tower", 0.64), ("Alpha_Gate", 0.0)])
+    m = prediction([4, 3], [("Alpha_Gate", 0.5), ("Beta_Tower", 0.1)])
+    one, other = signature(p, LABELS, 0.5), signature(m, LABELS, 0.5)
+    p.mirror = m
+    both = signature(p, LABELS, 0.5)
+    assert np.allclose(both, (one + other) / np.linalg.norm(one + other))
+    assert not np.allclose(both, one)
+
+
+def test_only_photos_the_classifier_is_unsure_of_need_the_mirror_view():
+    rule = FewShotRule(override=0.8)
+    assert needs_mirror(prediction([1, 0], [("Alpha_Gate", 0.79)]), rule)
+    assert not needs_mirror(prediction([1, 0], [("Alpha_Gate", 0.8)]), rule)  # combine keeps the classifier's
+
+
+def test_mirror_views_are_the_model_on_mirrored_photos(tiny_bundle):
+    from PIL import ImageOps
+
+    from ml.predictor import Predictor
+    from ml_samples import pattern
+
+    predictor = Predictor(tiny_bundle, runtime="litert", max_batch=2)
+    images = [pattern(i % 2, seed=i) for i in range(3)]  # two batches
+    with_mirrors = predict_with_mirrors(predictor, images)
+    mirrored = predictor.predict([ImageOps.mirror(img) for img in images])
+    for ours, theirs in zip(with_mirrors, mirrored):
+        assert np.allclose(ours.mirror.embedding, theirs.embedding, atol=1e-4)
+        assert ours.mirror.top5[0][0] == theirs.top5[0][0]
+    assert not all(np.allclose(p.embedding, p.mirror.embedding, atol=1e-3) for p in with_mirrors)  # a second view
+
+
+def test_a_reference_match_needs_the_classifier_to_see_some_landmark():
+    rule = FewShotRule(threshold=0.5, override=0.8, max_rest=0.7)
+    landmark_like = prediction([1, 0], [("Alpha_Gate", 0.4), ("Beta_Tower", 0.3)])  # 0.3 left over
+    blank_page = prediction([1, 0], [("Alpha_Gate", 0.1), ("Beta_Tower", 0.1)])  # 0.8 left: background
+    assert combine(landmark_like, ("new-tower", 0.9), rule, set(LABELS)).matched_by == "reference"
+    assert combine(blank_page, ("new-tower", 0.9), rule, set(LABELS)).matched_by == "classifier"
 
 
 def test_a_landmark_scores_the_mean_of_its_k_most_similar_references():
