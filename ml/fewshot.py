@@ -54,9 +54,12 @@ def signature(prediction: Prediction, labels: list[str], profile: float) -> np.n
     return vector / np.linalg.norm(vector)
 
 
-def needs_mirror(prediction: Prediction, rule: "FewShotRule") -> bool:
-    """Whether the signature can change the decision: below ``override`` a reference match may win."""
-    return not prediction.top5 or prediction.top5[0][1] < rule.override
+def reference_may_win(prediction: Prediction, rule: "FewShotRule") -> bool:
+    """Whether the classifier leaves room for an enrolled landmark: it is not sure of a trained landmark
+    (below ``override``) and it sees some landmark (``max_rest``). Otherwise the signature cannot matter."""
+    top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
+    rest = 1.0 - sum(prob for _, prob in prediction.top5)
+    return top_prob < rule.override and rest <= rule.max_rest
 
 
 def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> None:
@@ -134,10 +137,7 @@ def combine(prediction: Prediction, reference: tuple[str | None, float], rule: F
             trained: set[str] = frozenset()) -> Decision:
     """The classifier's prediction and the best reference match → one decision."""
     key, similarity = reference
-    top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
-    rest = 1.0 - sum(prob for _, prob in prediction.top5)
-    if (key is not None and key not in trained and similarity >= rule.threshold and top_prob < rule.override
-            and rest <= rule.max_rest):
+    if key is not None and key not in trained and similarity >= rule.threshold and reference_may_win(prediction, rule):
         return Decision(key, similarity, prediction.top5, "reference")
     return Decision(prediction.label, prediction.score, prediction.top5, "classifier")
 

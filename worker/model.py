@@ -110,7 +110,7 @@ class Engine:
         return Prepared(image, predictor.preprocess([image]), predictor.version, reference)
 
     def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
-        from ml.fewshot import add_mirrors, decide_all, needs_mirror, signature
+        from ml.fewshot import add_mirrors, decide_all, reference_may_win, signature
 
         with self.app.app_context():
             self.refresh()
@@ -122,7 +122,7 @@ class Engine:
         predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
         # the mirror view only where the signature matters: references, and photos an enrolled landmark may win
         mirrored = [i for i, (item, p) in enumerate(zip(items, predictions))
-                    if item.reference or (index is not None and needs_mirror(p, rule))]
+                    if item.reference or (index is not None and reference_may_win(p, rule))]
         add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
         model_ms = (time.perf_counter() - started) * 1000
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])

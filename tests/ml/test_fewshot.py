@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ml.fewshot import (FewShotRule, ReferenceIndex, combine, decide_all, needs_mirror, predict_with_mirrors,
+from ml.fewshot import (FewShotRule, ReferenceIndex, combine, decide_all, predict_with_mirrors, reference_may_win,
                         signature)
 from ml.predictor import Prediction
 
@@ -34,10 +34,11 @@ def test_a_signature_averages_the_photo_and_its_mirror_view():
     assert not np.allclose(both, one)
 
 
-def test_only_photos_the_classifier_is_unsure_of_need_the_mirror_view():
-    rule = FewShotRule(override=0.8)
-    assert needs_mirror(prediction([1, 0], [("Alpha_Gate", 0.79)]), rule)
-    assert not needs_mirror(prediction([1, 0], [("Alpha_Gate", 0.8)]), rule)  # combine keeps the classifier's
+def test_only_photos_an_enrolled_landmark_could_win_need_the_mirror_view():
+    rule = FewShotRule(override=0.8, max_rest=0.7)
+    assert reference_may_win(prediction([1, 0], [("Alpha_Gate", 0.79), ("Beta_Tower", 0.2)]), rule)
+    assert not reference_may_win(prediction([1, 0], [("Alpha_Gate", 0.8)]), rule)  # the classifier is sure
+    assert not reference_may_win(prediction([1, 0], [("Alpha_Gate", 0.2), ("Beta_Tower", 0.05)]), rule)  # no landmark
 
 
 def test_mirror_views_are_the_model_on_mirrored_photos(tiny_bundle):
