@@ -1,6 +1,7 @@
 # One image for the web, the CPU worker and (with TF_PACKAGE) the GPU worker.
 #   docker build -t vn-landmarks .                                             # CPU (LiteRT)
 #   docker build --build-arg TF_PACKAGE="tensorflow[and-cuda]==2.21.0" -t vn-landmarks:gpu .
+#   docker build --build-arg TF_PACKAGE="jax[cuda13]==0.10.2" -t vn-landmarks:gpu-jax .  # INFERENCE_RUNTIME=jax
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
