@@ -135,7 +135,8 @@ def main() -> int:
             fh.write(f"\n## Worker throughput (bench/worker_throughput.py), {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
                      f"{CORES} CPUs ({cpu}), Python {platform.python_version()}, {where}, {args.photos} queued "
                      f"photos (real 20-landmark photos), shipped model. "
-                     + "; ".join(f"{kind}: {settings}" for kind, settings in kinds.items()) + ".\n\n" + "\n".join(table) + "\n")
+                     + "; ".join(f"{kind}: {settings}" for kind, settings in kinds.items())
+                     + ".\n\n" + "\n".join(table) + "\n")
     return 0
 
 

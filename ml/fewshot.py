@@ -3,10 +3,11 @@
 Every reference photo is stored as its *signature* with the key of the landmark it shows: the model's
 L2-normalised embedding and, with weight ``profile``, the square roots of the classifier's top-5
 probabilities (a photo of an unknown landmark is recognisable also by *which* known landmarks it
-resembles, and how much), averaged over the photo and its mirror image (``mirrored``): two views of a
-landmark the model never learnt agree better with its few references than one. A query's signature is compared with all of them by cosine similarity; a
-landmark's score is the mean of its ``k`` best similarities (robust to one odd reference photo). The
-classifier and the references are then combined (``combine``):
+resembles, and how much), averaged over the photo and its mirror image (``add_mirrors``): two views of
+a landmark the model never learnt agree better with its few references than one. A query's signature
+is compared with all of them by cosine similarity; a landmark's score is the mean of its ``k`` best
+similarities (robust to one odd reference photo). The classifier and the references are then combined
+(``combine``):
 
 - the trained landmarks are in the same index, through a few embeddings of their training photos that
   the bundle carries (``references.npz``), so a photo is matched against every landmark on equal terms;
@@ -54,7 +55,7 @@ def signature(prediction: Prediction, labels: list[str], profile: float) -> np.n
     return vector / np.linalg.norm(vector)
 
 
-def reference_may_win(prediction: Prediction, rule: "FewShotRule") -> bool:
+def reference_may_win(prediction: Prediction, rule: FewShotRule) -> bool:
     """Whether the classifier leaves room for an enrolled landmark: it is not sure of a trained landmark
     (below ``override``) and it sees some landmark (``max_rest``). Otherwise the signature cannot matter."""
     top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
@@ -65,9 +66,9 @@ def reference_may_win(prediction: Prediction, rule: "FewShotRule") -> bool:
 def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> None:
     """Give each prediction its mirror view: the model on the horizontally flipped batch (normalised arrays)."""
     if len(predictions):
-        probs, embeddings = predictor.predict_arrays(np.ascontiguousarray(batch[:, :, ::-1, :]))
-        for prediction, p, e in zip(predictions, probs, embeddings):
-            prediction.mirror = predictor.decide(p, e)
+        flipped = np.ascontiguousarray(batch[:, :, ::-1])  # (N, H, W, C): W reversed
+        for prediction, mirror in zip(predictions, predictor.predict_batch(flipped)):
+            prediction.mirror = mirror
 
 
 def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
@@ -75,8 +76,7 @@ def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
     out = []
     for start in range(0, len(images), predictor.max_batch):
         batch = predictor.preprocess(images[start: start + predictor.max_batch])
-        probs, embeddings = predictor.predict_arrays(batch)
-        predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
+        predictions = predictor.predict_batch(batch)
         add_mirrors(predictor, batch, predictions)
         out += predictions
     return out

@@ -74,7 +74,11 @@ class Predictor:
         return (batch - float(p["mean"])) / float(p["std"])
 
     def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Prediction]:
-        probs, embeddings = self.predict_arrays(self.preprocess(images))
+        return self.predict_batch(self.preprocess(images))
+
+    def predict_batch(self, batch: np.ndarray) -> list[Prediction]:
+        """One prediction per image of a normalised batch (``preprocess``)."""
+        probs, embeddings = self.predict_arrays(batch)
         return [self.decide(p, e) for p, e in zip(probs, embeddings)]
 
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -118,8 +118,7 @@ class Engine:
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
         batch = np.concatenate(arrays)
         started = time.perf_counter()
-        probs, embeddings = predictor.predict_arrays(batch)
-        predictions = [predictor.decide(p, e) for p, e in zip(probs, embeddings)]
+        predictions = predictor.predict_batch(batch)
         # the mirror view only where the signature matters: references, and photos an enrolled landmark may win
         mirrored = [i for i, (item, p) in enumerate(zip(items, predictions))
                     if item.reference or (index is not None and reference_may_win(p, rule))]
