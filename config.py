@@ -58,6 +58,8 @@ class Config:
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
         self.INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", "auto")  # auto: TensorFlow on a GPU, else LiteRT
         self.INFERENCE_MAX_BATCH = env_int("INFERENCE_MAX_BATCH", 32)  # images per model call at most
+        # LiteRT: the bundle's int8 model first, the float one for unclear photos (ml/fastpath.py); 0: float only
+        self.INFERENCE_FAST_PATH = env_bool("INFERENCE_FAST_PATH", True)
         self.INFERENCE_MAX_WAIT_MS = float(env("INFERENCE_MAX_WAIT_MS", "5"))  # linger for announced images
         self.MODEL_CHECK_S = float(env("MODEL_CHECK_S", "2"))  # how often a worker looks for a new active model
         # --- nothing lost, nothing kept too long (webapp/maintenance.py) ---

@@ -1,6 +1,6 @@
 """Benchmark 2: worker throughput, naive vs ours, on the same queue and photos, in one run.
 
-    .venv/bin/python bench/worker_throughput.py [--photos 400] [--out docs/performance.md]
+    .venv/bin/python bench/worker_throughput.py [--photos 800] [--out docs/performance.md]
     python bench/worker_throughput.py --gpu --embedded   # on a GPU host: naive vs ours with the JAX runtime
 
 Both workers are real Celery worker processes running the real ``recognize`` task against Redis and
@@ -11,6 +11,10 @@ PostgreSQL (``--database``/``--broker``; the embedded defaults with ``--embedded
           (``worker/batching.py``), all cores for the model
   ours, prefork   LiteRT, one process per core, one model thread each (batches of one)
   ours, N processes   one threads-pool process per core, one model thread each: batches and parallel Python
+
+"ours" serves the bundle's int8 fast path (``ml/fastpath.py``; the float model decides the unclear photos) and
+writes claims and results for many tasks at once (``worker/recorder.py``); the last kind turns the fast
+path off to show what it adds.
 
 With ``--gpu`` the same comparison runs on the GPU through Keras's JAX backend (XLA): the naive worker is
 Keras ``predict`` per task there too; ours is one threads-pool process per GPU with batches of up to 64,
@@ -46,6 +50,9 @@ WORKERS = {
     "ours, prefork": dict(pool="prefork", concurrency=CORES, INFERENCE_RUNTIME="litert", INFERENCE_THREADS="1"),
     f"ours, {CORES} processes": dict(processes=CORES, pool="threads", concurrency=8, INFERENCE_RUNTIME="litert",
                                      INFERENCE_MAX_BATCH="32", INFERENCE_THREADS="1"),
+    f"ours, {CORES} processes, float model only": dict(processes=CORES, pool="threads", concurrency=8,
+                                                       INFERENCE_RUNTIME="litert", INFERENCE_MAX_BATCH="32",
+                                                       INFERENCE_THREADS="1", INFERENCE_FAST_PATH="0"),
 }
 
 GPU = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "KERAS_BACKEND": "jax"}
@@ -98,7 +105,7 @@ def measure(kind: str, args, photos: list[bytes]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--photos", type=int, default=400)
+    ap.add_argument("--photos", type=int, default=800)
     ap.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test",
                     help="a database URL, or 'sqlite' for a fresh SQLite file per worker kind")
     ap.add_argument("--broker", default="redis://127.0.0.1:6379/0")

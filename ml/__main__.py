@@ -57,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from ml import compare
 
+    f = sub.add_parser("fast-path", help="add an int8 fast path to a bundle (float model for unclear photos); compare")
+    f.add_argument("--bundle", required=True)
+    f.add_argument("--data", required=True, help="the bundle's dataset: calibration on its training photos")
+    f.add_argument("--negatives")
+    f.add_argument("--margin", type=float, help="int8 top-2 gap under which the float model decides (default: ml.fastpath.MARGIN)")
+    f.add_argument("--compare-only", action="store_true", help="only measure an existing fast path")
+
     compare.add_arguments(sub.add_parser("compare", help="train all architectures on one split; write the table"))
 
     args = parser.parse_args(argv)
     return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "bench": cmd_bench, "compare": compare.main}[args.command](args) or 0
+            "bench": cmd_bench, "compare": compare.main, "fast-path": cmd_fast_path}[args.command](args) or 0
 
 
 def cmd_train(args) -> int:
@@ -105,6 +112,12 @@ def cmd_predict(args) -> int:
     for row in predict_files(predictor, args.files):
         print(json.dumps(row, ensure_ascii=False), flush=True)
     return 0
+
+
+def cmd_fast_path(args) -> int:
+    from ml.fastpath import main as fast_path
+
+    return fast_path(args)
 
 
 def cmd_bench(args) -> int:

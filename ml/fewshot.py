@@ -64,10 +64,11 @@ def reference_may_win(prediction: Prediction, rule: FewShotRule) -> bool:
 
 
 def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> None:
-    """Give each prediction its mirror view: the model on the horizontally flipped batch (normalised arrays)."""
+    """Give each prediction its mirror view: the model on the horizontally flipped batch (normalised arrays;
+    the float model even where an int8 fast path serves, as signatures are compared with stored ones)."""
     if len(predictions):
         flipped = np.ascontiguousarray(batch[:, :, ::-1])  # (N, H, W, C): W reversed
-        for prediction, mirror in zip(predictions, predictor.predict_batch(flipped)):
+        for prediction, mirror in zip(predictions, predictor.predict_batch(flipped, exact=True)):
             prediction.mirror = mirror
 
 
@@ -76,7 +77,7 @@ def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
     out = []
     for start in range(0, len(images), predictor.max_batch):
         batch = predictor.preprocess(images[start: start + predictor.max_batch])
-        predictions = predictor.predict_batch(batch)
+        predictions = predictor.predict_batch(batch, exact=True)
         add_mirrors(predictor, batch, predictions)
         out += predictions
     return out

@@ -1,6 +1,6 @@
 """Load a bundle once, predict batches of decoded images with LiteRT (CPU), TensorFlow or JAX (GPU).
 
-Runtimes: ``litert`` (CPU workers), ``tensorflow`` (the Keras model compiled with ``tf.function``),
+Runtimes: ``litert`` (CPU workers; with the bundle's int8 fast path, ``ml.fastpath``, when it has one), ``tensorflow`` (the Keras model compiled with ``tf.function``),
 ``jax`` (the same Keras model on Keras's JAX backend, compiled with XLA; for GPU hosts that have JAX
 rather than TensorFlow), ``keras`` (plain ``model.predict``: the naive baseline in benchmarks).
 """
@@ -43,7 +43,7 @@ def gpu_visible() -> bool:
 
 class Predictor:
     def __init__(self, bundle_dir: str | Path | None = None, runtime: str = "auto", *,
-                 threads: int | None = None, max_batch: int = 32):
+                 threads: int | None = None, max_batch: int = 32, fast_path: bool = True):
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.info = bundles.read(bundle_dir)
@@ -51,6 +51,12 @@ class Predictor:
         self.max_batch = max_batch
         self.threads = threads or int(os.environ.get("ML_THREADS", 0)) or os.cpu_count() or 1
         self._run = self._load()
+        # the int8 fast path (litert only): its rule {"margin", "floor"}, or None when not in use
+        rule = self.info.extra.get("fast_path") if fast_path and self.runtime == "litert" else None
+        self.fast_path = {"margin": float(rule["margin"]), "floor": float(rule["floor"])} if rule else None
+        if rule and not (self.info.path / rule["file"]).exists():
+            raise BundleError(f"incomplete model bundle {self.info.path}: {rule['file']} (its fast path) is missing")
+        self._fast = self._litert(self.info.path / rule["file"]) if rule else None
 
     @property
     def version(self) -> str:
@@ -76,17 +82,35 @@ class Predictor:
     def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Prediction]:
         return self.predict_batch(self.preprocess(images))
 
-    def predict_batch(self, batch: np.ndarray) -> list[Prediction]:
-        """One prediction per image of a normalised batch (``preprocess``)."""
-        probs, embeddings = self.predict_arrays(batch)
+    def predict_batch(self, batch: np.ndarray, exact: bool = False) -> list[Prediction]:
+        """One prediction per image of a normalised batch (``preprocess``). ``exact``: the float model's
+        outputs for every image, even with a fast path (stored few-shot signatures)."""
+        probs, embeddings = self.predict_arrays(batch, exact)
         return [self.decide(p, e) for p, e in zip(probs, embeddings)]
 
-    def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_arrays(self, batch: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Raw model outputs for a normalised batch: (probs incl. background column, embeddings)."""
+        run = self._run if exact or self._fast is None else self._fast_then_float
+        return self._chunked(run, batch)
+
+    def fast_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The int8 model's own outputs (for ``ml.fastpath.compare``)."""
+        return self._chunked(self._fast, batch)
+
+    def _chunked(self, run, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(batch) == 0:
             return np.zeros((0, len(self.labels))), np.zeros((0, 0))
-        outs = [self._run(batch[i: i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+        outs = [run(batch[i: i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
+    def _fast_then_float(self, batch: np.ndarray):
+        from ml.fastpath import unclear
+
+        probs, embeddings = self._fast(batch)
+        redo = unclear(probs, len(self.labels), **self.fast_path)
+        if redo.any():
+            probs[redo], embeddings[redo] = self._run(np.ascontiguousarray(batch[redo]))
+        return probs, embeddings
 
     def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
         """One image's outputs → label (or None when rejected), score, top-5."""
@@ -101,7 +125,7 @@ class Predictor:
     def _load(self):
         try:
             if self.runtime == "litert":
-                return self._load_litert()
+                return self._litert(self.info.tflite)
             if self.runtime == "jax":
                 return self._load_jax()
             return self._load_tensorflow(jit=self.runtime == "tensorflow")
@@ -110,10 +134,10 @@ class Predictor:
         except Exception as exc:
             raise BundleError(f"cannot load the {self.runtime} model from {self.info.path}: {exc}") from exc
 
-    def _load_litert(self):
+    def _litert(self, model_file: Path):
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=str(self.info.tflite), num_threads=self.threads)
+        interpreter = Interpreter(model_path=str(model_file), num_threads=self.threads)
         inp = interpreter.get_input_details()[0]["index"]
         shape = [None]
 

@@ -43,13 +43,15 @@ def limit_threads(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "auto", max_batch: int = 32):
+def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "auto", max_batch: int = 32,
+                   fast_path: bool = True):
     limit_threads(threads)
     from ml.predictor import Predictor  # imported here: the parent process stays free of TensorFlow
 
-    predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime, max_batch=max_batch)
-    log.info("model %s loaded (%s, %d classes, %d threads) in process %d", predictor.version, predictor.runtime,
-             len(predictor.labels), threads, os.getpid())
+    predictor = Predictor(bundle_dir=bundle_dir, threads=threads, runtime=runtime, max_batch=max_batch,
+                          fast_path=fast_path)
+    log.info("model %s loaded (%s%s, %d classes, %d threads) in process %d", predictor.version, predictor.runtime,
+             " with its int8 fast path" if predictor.fast_path else "", len(predictor.labels), threads, os.getpid())
     return predictor
 
 
@@ -122,6 +124,9 @@ class Engine:
         # the mirror view only where the signature matters: references, and photos an enrolled landmark may win
         mirrored = [i for i, (item, p) in enumerate(zip(items, predictions))
                     if item.reference or (index is not None and reference_may_win(p, rule))]
+        if mirrored and predictor.fast_path:  # signatures come from the float model (see ml.fastpath)
+            for i, exact in zip(mirrored, predictor.predict_batch(batch[mirrored], exact=True)):
+                predictions[i] = exact
         add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
         model_ms = (time.perf_counter() - started) * 1000
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
@@ -166,7 +171,8 @@ class Engine:
         if self.predictor is not None and target == self.bundle_dir:
             return
         predictor = load_predictor(target, int(self.app.config["INFERENCE_THREADS"]) or _pool_threads,
-                                   self.app.config["INFERENCE_RUNTIME"], int(self.app.config["INFERENCE_MAX_BATCH"]))
+                                   self.app.config["INFERENCE_RUNTIME"], int(self.app.config["INFERENCE_MAX_BATCH"]),
+                                   bool(self.app.config["INFERENCE_FAST_PATH"]))
         if self.predictor is not None:
             log.info("switched from model %s to %s without restart", self.version, predictor.version)
         self.predictor, self.bundle_dir = predictor, target

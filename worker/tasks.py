@@ -11,10 +11,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ml import images
 from webapp import maintenance
 from webapp.extensions import db
-from webapp.models import Recognition, ReferencePhoto, claim, finish_once, utcnow
+from webapp.models import Recognition, ReferencePhoto, utcnow
 from webapp.references import reference_path
 from webapp.uploads import decode_upload, original_file, visitor_reason
 from worker.model import get_engine, worker_name
+from worker.recorder import get_recorder
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def discard_session() -> None:
 
 
 def run_recognition(recognition_id: str) -> str | None:
-    stored_name = claim(recognition_id)
+    stored_name = get_recorder().claim(recognition_id)
     if stored_name is None:  # a redelivered message (the result is already written), or a deleted upload
         status = current_status(recognition_id)
         if status is None:
@@ -94,7 +95,7 @@ def run_recognition(recognition_id: str) -> str | None:
 
 
 def finish(recognition_id: str, status: str, **values) -> str | None:
-    if not finish_once(recognition_id, status, **values):
+    if not get_recorder().finish(recognition_id, status, **values):
         log.info("recognition %s already finished; this run's result is dropped", recognition_id)
         return current_status(recognition_id)
     log.info("recognition %s %s: label=%s confidence=%s", recognition_id, status, values.get("label"),

@@ -119,3 +119,49 @@ def test_predict_cli_contract(tiny_bundle, tmp_path):
 def test_predict_cli_fails_only_when_the_bundle_cannot_load(tmp_path):
     result = run_cli("predict", "--bundle", str(tmp_path), str(tmp_path / "x.jpg"))
     assert result.returncode == 2 and "not a model bundle" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def fast_bundle(tiny_bundle, tmp_path_factory) -> Path:
+    """The tiny bundle with an int8 fast path (ml.fastpath), calibrated on stripe photos."""
+    import shutil
+
+    from ml import fastpath
+
+    path = tmp_path_factory.mktemp("fast") / "tiny"
+    shutil.copytree(tiny_bundle, path)
+    float_only = Predictor(path, runtime="litert")
+    fastpath.add(path, [float_only.preprocess([pattern(i % 2, seed=100 + i)]) for i in range(32)])
+    return path
+
+
+def test_fast_path_keeps_the_version_and_sends_only_unclear_photos_to_the_float_model(fast_bundle, tiny_bundle):
+    from ml.fastpath import unclear
+
+    assert bundles.read(fast_bundle).version == bundles.read(tiny_bundle).version  # it names the float model
+    exact, fast = Predictor(fast_bundle, runtime="litert", fast_path=False), Predictor(fast_bundle, runtime="litert")
+    assert exact.fast_path is None and fast.fast_path == {"margin": 0.2, "floor": 0.1}  # floor: threshold / 2
+    batch = exact.preprocess([pattern(i % 2, seed=i) for i in range(24)])
+    float_probs, float_emb = exact.predict_arrays(batch)
+    int8_probs, int8_emb = fast.fast_arrays(batch)
+    assert not np.allclose(int8_emb, float_emb, atol=1e-6)  # really another model
+    for margin in (0.0, 0.05, 0.2, 1.01):
+        bundles.update(fast_bundle, fast_path=dict(bundles.read(fast_bundle).extra["fast_path"], margin=margin, floor=0.0))
+        fast = Predictor(fast_bundle, runtime="litert")
+        redo = unclear(int8_probs, len(fast.labels), **fast.fast_path)
+        probs, emb = fast.predict_arrays(batch)
+        assert np.allclose(probs[redo], float_probs[redo]) and np.allclose(emb[redo], float_emb[redo])
+        assert np.allclose(probs[~redo], int8_probs[~redo]) and np.allclose(emb[~redo], int8_emb[~redo])
+        assert np.allclose(fast.predict_arrays(batch, exact=True)[1], float_emb)  # stored signatures: float
+    assert redo.all() and [p.label for p in fast.predict_batch(batch)] == [p.label for p in exact.predict_batch(batch)]
+
+
+def test_a_missing_fast_path_model_is_a_clear_bundle_error(fast_bundle, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(fast_bundle, broken)
+    (broken / "model.int8.tflite").unlink()
+    with pytest.raises(BundleError, match="model.int8.tflite"):
+        Predictor(broken, runtime="litert")
+    assert Predictor(broken, runtime="litert", fast_path=False).fast_path is None

@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Config, database_url
-from factories import build_app, jpeg_bytes, make_config, postgres_url_or_skip, redis_url_or_skip
+from config import Config
+from factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
 from webapp import create_app, observability
 from webapp.extensions import db
 from webapp.logs import configure_logging, recognition_id
@@ -54,25 +54,6 @@ def add_heartbeat(name, queues="inference", version="vn20-test-1", seen_ago=1.0,
     db.session.add(WorkerHeartbeat(name=name, queues=queues, model_version=version, runtime="litert",
                                    seen_at=utcnow() - timedelta(seconds=seen_ago), processed=processed))
     db.session.commit()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_app(request, tmp_path):
-    """A migrated app on SQLite, and on PostgreSQL (TEST_DATABASE_URL) for the SQL that differs."""
-    if request.param == "sqlite":
-        yield build_app(make_config(tmp_path))
-        return
-    from flask_migrate import upgrade
-
-    app = create_app(make_config(tmp_path, SQLALCHEMY_DATABASE_URI=database_url(postgres_url_or_skip())))
-    with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as conn:
-            conn.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 # --- /readyz ----------------------------------------------------------------------------------
