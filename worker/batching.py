@@ -85,3 +85,47 @@ class MicroBatcher:
                 continue
             for (_, future), result in zip(batch, results):
                 future.set_result(result)
+
+
+class Coalescer:
+    """Concurrent calls gathered into batches that one of the calling threads runs (flat combining).
+
+    A lone call runs at once, in its own thread: no hand-off, nothing to wait for (prefork and solo
+    pools pay nothing). Calls that arrive while a batch runs wait; when it ends, one of them runs all
+    that gathered meanwhile as the next batch, its own call included. Each thread runs at most the one
+    batch that holds its own call, so none is kept working for the others.
+    """
+
+    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], *, max_batch: int = 64):
+        self.run_batch = run_batch
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._waiting: list[list] = []  # [item, done, result, error] per call
+        self._running = False
+
+    def __call__(self, item: Any) -> Any:
+        call = [item, False, None, None]
+        with self._cond:
+            self._waiting.append(call)
+            while self._running and not call[1]:
+                self._cond.wait()
+            if not call[1]:  # nobody ran it: this thread runs the next batch, its own call first
+                self._running = True
+                self._waiting.remove(call)
+                batch = [call] + self._waiting[: self.max_batch - 1]
+                del self._waiting[: self.max_batch - 1]
+        if not call[1]:
+            try:
+                for each, result in zip(batch, self.run_batch([c[0] for c in batch]), strict=True):
+                    each[2] = result
+            except BaseException as exc:  # every call of the batch gets the error
+                for each in batch:
+                    each[3] = exc
+            with self._cond:
+                for each in batch:
+                    each[1] = True
+                self._running = False
+                self._cond.notify_all()
+        if call[3] is not None:
+            raise call[3]
+        return call[2]

@@ -2,9 +2,9 @@
 
 Under load dozens of task threads claim a recognition, or write its result, at the same moment (a
 model batch finishes them together). A ``Recorder`` gathers what the waiting threads ask into one
-statement and one commit per kind (``claim_many``, ``finish_many``): the model's micro-batching
-applied to the database, with no wait of its own (whatever arrived while the previous statement ran
-goes next, so a lone task is never held).
+statement and one commit per kind (``claim_many``, ``finish_many``), with no wait of its own: a lone
+task runs its statement at once in its own thread, and whatever arrived while a statement ran goes
+next, together (``worker.batching.Coalescer``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import threading
 from flask import Flask, current_app
 
 from webapp.models import claim_many, finish_many
-from worker.batching import MicroBatcher
+from worker.batching import Coalescer
 
 _recorder: "Recorder | None" = None
 _recorder_lock = threading.Lock()
@@ -22,8 +22,8 @@ _recorder_lock = threading.Lock()
 class Recorder:
     def __init__(self, app: Flask, max_batch: int = 64):
         self.app = app
-        self._claims = MicroBatcher(self._claim_batch, max_batch=max_batch, max_wait_s=0, name="claims")
-        self._results = MicroBatcher(self._finish_batch, max_batch=max_batch, max_wait_s=0, name="results")
+        self._claims = Coalescer(self._claim_batch, max_batch=max_batch)
+        self._results = Coalescer(self._finish_batch, max_batch=max_batch)
 
     def claim(self, recognition_id: str) -> str | None:
         """The recognition's stored file name, now ``running``; None if it is finished or gone."""

@@ -1,19 +1,22 @@
-"""The micro-batcher: batches fill under load, a lone request never waits, errors reach every caller."""
+"""The micro-batcher and the coalescer: batches fill under load, a lone request never waits, errors reach
+every caller."""
 import threading
 import time
 
 import pytest
 
-from worker.batching import MicroBatcher
+from worker.batching import Coalescer, MicroBatcher
 
 
 class Recorder:
     def __init__(self, delay: float = 0.0, fail: bool = False):
         self.batches: list[list] = []
+        self.threads: list[int] = []  # which thread ran each batch
         self.delay, self.fail = delay, fail
 
     def __call__(self, items: list) -> list:
         self.batches.append(list(items))
+        self.threads.append(threading.get_ident())
         time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("model exploded")
@@ -70,3 +73,39 @@ def test_a_failing_batch_raises_in_every_caller_and_the_batcher_lives_on():
         batcher(1)
     run.fail = False
     assert batcher(3) == 30
+
+
+def test_the_coalescer_runs_a_lone_call_in_the_callers_own_thread():
+    run = Recorder()
+    coalescer = Coalescer(run, max_batch=8)
+    assert coalescer(4) == 40 and coalescer(5) == 50
+    assert run.batches == [[4], [5]] and run.threads == [threading.get_ident()] * 2
+
+
+def test_the_coalescer_gathers_calls_that_arrive_while_a_batch_runs():
+    run = Recorder(delay=0.05)
+    coalescer = Coalescer(run, max_batch=8)
+    results, barrier = {}, threading.Barrier(20)
+
+    def task(i: int) -> None:
+        barrier.wait()
+        results[i] = coalescer(i)
+
+    threads = [threading.Thread(target=task, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == {i: i * 10 for i in range(20)}
+    assert sorted(x for b in run.batches for x in b) == list(range(20))  # each call ran exactly once
+    assert len(run.batches) < 20 and all(len(b) <= 8 for b in run.batches)
+    assert set(run.threads) <= {t.ident for t in threads}  # the callers ran them: no thread of its own
+
+
+def test_a_failing_coalesced_batch_raises_in_each_of_its_callers_and_the_next_call_runs():
+    run = Recorder(fail=True)
+    coalescer = Coalescer(run)
+    with pytest.raises(RuntimeError, match="exploded"):
+        coalescer(1)
+    run.fail = False
+    assert coalescer(3) == 30
