@@ -101,7 +101,7 @@ def leave_out_bundle(data: str, negatives: str, k_out: int, work: Path, weights:
         classes = scan(data, check_images=False).classes
         cfg = TrainConfig(data=data, arch="mobilenetv2", out=str(work / "run"), negatives=negatives,
                           weights=weights, classes=[c for c in classes if c not in out_classes])
-        package(run(cfg), cfg, bundle, quantize=False)
+        package(run(cfg), cfg, bundle, fast_path=False)
     return str(bundle), out_classes
 
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--max-per-class", type=int)
-    t.add_argument("--no-quantize", action="store_true", help="keep the LiteRT model in float32")
+    t.add_argument("--no-fast-path", action="store_true", help="no int8 fast path (ml/fastpath.py): float only")
 
     e = sub.add_parser("evaluate", help="metrics, plots and report of a bundle on its test split")
     e.add_argument("--bundle", required=True)
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--bundle", required=True)
     f.add_argument("--data", required=True, help="the bundle's dataset: calibration on its training photos")
     f.add_argument("--negatives")
-    f.add_argument("--margin", type=float, help="int8 top-2 gap under which the float model decides (default: ml.fastpath.MARGIN)")
+    f.add_argument("--margin", type=float,
+                   help="int8 top-2 gap under which the float model decides (default: ml.fastpath.MARGIN)")
     f.add_argument("--compare-only", action="store_true", help="only measure an existing fast path")
 
     compare.add_arguments(sub.add_parser("compare", help="train all architectures on one split; write the table"))
@@ -82,7 +83,7 @@ def cmd_train(args) -> int:
         img_size=args.img_size, batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
     )
     result = run(cfg)
-    info = package(result, cfg, args.out, name=args.name, quantize=not args.no_quantize)
+    info = package(result, cfg, args.out, name=args.name, fast_path=not args.no_fast_path)
     metrics = evaluate(args.out, args.data, negatives=args.negatives)
     print(f"bundle {info.version} written to {args.out}: top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}")
     return 0

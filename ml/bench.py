@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,17 +34,6 @@ def measure(run, batch: np.ndarray, seconds: float) -> list[float]:
     return times
 
 
-def float_tflite(bundle_dir: Path) -> Path:
-    """A float32 LiteRT copy of the bundle's Keras model, to show what quantisation buys."""
-    import keras
-    import tensorflow as tf
-
-    model = keras.models.load_model(bundle_dir / "model.keras", compile=False)
-    path = Path(tempfile.mkdtemp()) / "model.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    return path
-
-
 def main(args) -> int:
     threads = os.cpu_count() or 1
     rows = []
@@ -55,14 +43,7 @@ def main(args) -> int:
         size = predictor.img_size
         rng = np.random.default_rng(0)
         batch = rng.uniform(-1, 1, (args.batch, size, size, 3)).astype(np.float32)
-        if runtime == "litert" and predictor.info.extra.get("quantized"):
-            title = "LiteRT (int8)"
         rows.append(_row(title, predictor._run, batch, args.seconds))
-        if runtime == "litert" and predictor.info.extra.get("quantized"):
-            fp32 = Predictor(args.bundle, runtime="litert", threads=threads)
-            fp32.info.path = float_tflite(Path(predictor.info.path)).parent  # same bundle, float model
-            fp32._run = fp32._load()
-            rows.append(_row("LiteRT (float32)", fp32._run, batch, args.seconds))
         if predictor.fast_path:  # random inputs say nothing of how many photos the float model sees again
             rows.append(_row("LiteRT int8 (the fast path's first pass)", predictor.fast_arrays, batch, args.seconds))
         print(f"{rows[-1][0]:<26} batch 1: {rows[-1][1]:7.1f} ms   batch {args.batch}: {rows[-1][3]:7.1f} img/s",

@@ -1,6 +1,7 @@
 """Model bundles: a directory that carries everything needed to serve a model.
 
-    model.tflite      LiteRT model (float32 in/out; int8 weights+activations when quantised)
+    model.tflite      LiteRT model (float32)
+    model.int8.tflite optional int8 fast path (``ml.fastpath``; its rule in bundle.json)
     model.keras       the same network for TensorFlow/Keras (GPU workers)
     labels.json       ordered class keys (dataset folder names)
     bundle.json       version, architecture, preprocessing, rejection, split settings
@@ -93,14 +94,9 @@ def export(
     background: bool,
     rejection: dict | None = None,
     name: str | None = None,
-    quantize_with=None,
     extra: dict | None = None,
 ) -> BundleInfo:
-    """Write a bundle for a trained classifier (a Keras model with an ``embedding`` layer).
-
-    ``quantize_with``: an iterable of normalised sample batches; when given, the LiteRT model is
-    fully int8-quantised (float input/output), otherwise float32.
-    """
+    """Write a bundle for a trained classifier (a Keras model with an ``embedding`` layer)."""
     import keras
     import tensorflow as tf
 
@@ -111,10 +107,6 @@ def export(
     serving.save(out / "model.keras")
 
     converter = tf.lite.TFLiteConverter.from_keras_model(serving)
-    if quantize_with is not None:
-        samples = list(quantize_with)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([s] for s in samples)
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
         (out / "model.tflite").write_bytes(converter.convert())
     (out / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
@@ -124,7 +116,6 @@ def export(
         "preprocess": preprocess,
         "background": background,
         "rejection": rejection or {"method": "max_prob", "threshold": 0.0},
-        "quantized": quantize_with is not None,
         "outputs": ["probs", "embedding"],
         **(extra or {}),
     }

@@ -38,37 +38,44 @@ def unclear(probs: np.ndarray, n_labels: int, margin: float, floor: float) -> np
     return (best_two[:, 1] - best_two[:, 0] < margin) & (best_two[:, 1] >= floor)
 
 
-def add(bundle_dir: str | Path, samples, *, margin: float = MARGIN, floor: float | None = None) -> bundles.BundleInfo:
-    """Quantise the bundle's ``model.keras`` to int8 with ``samples`` (normalised (1, S, S, 3) arrays
-    for calibration) and enable the fast path. ``floor`` defaults to half the rejection threshold."""
+def add(bundle_dir: str | Path, images: np.ndarray, *, margin: float = MARGIN,
+        floor: float | None = None) -> bundles.BundleInfo:
+    """Quantise the bundle's ``model.keras`` to int8, calibrated on ``images`` ((N, S, S, 3) uint8 at the
+    model's size), and enable the fast path. ``floor`` defaults to half the rejection threshold."""
     import keras
     import tensorflow as tf
 
     info = bundles.read(bundle_dir)
-    samples = list(samples)
+    mean, std = float(info.preprocess["mean"]), float(info.preprocess["std"])
     converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(info.keras, compile=False))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([s.astype(np.float32)] for s in samples)
+    converter.representative_dataset = lambda: ([(img[None].astype(np.float32) - mean) / std] for img in images)
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
         (info.path / FILE).write_bytes(converter.convert())
     if floor is None:
         floor = float(info.rejection.get("threshold", 0.0)) / 2
     return bundles.update(info.path, fast_path={"file": FILE, "margin": margin, "floor": round(floor, 4),
-                                                "calibration_photos": len(samples)})
+                                                "calibration_photos": len(images)})
+
+
+def calibration_images(train: list, negatives: list[str], size: int) -> np.ndarray:
+    """The training photos and training negatives, decoded at the model's size: what int8 is calibrated on."""
+    from ml.data import Sample
+    from ml.pipeline import load_arrays
+
+    return load_arrays(list(train) + [Sample(path, 0) for path in negatives], size)
 
 
 def add_from_dataset(bundle_dir: str | Path, data_dir: str, negatives: str | None = None, **rule) -> bundles.BundleInfo:
     """``add``, calibrated on the bundle's own training photos (and training negatives)."""
     from ml.data import scan, split, split_negatives, subset
-    from ml.predictor import Predictor
 
-    predictor = Predictor(bundle_dir, runtime="litert", fast_path=False)
-    settings = predictor.info.extra.get("split", {})
-    seed = settings.get("seed", 1337)
-    dataset = subset(scan(data_dir), predictor.labels, allow_missing=True)
+    info = bundles.read(bundle_dir)
+    settings = info.extra.get("split", {})
+    dataset = subset(scan(data_dir), info.labels, allow_missing=True)
     train = split(dataset, **{k: settings[k] for k in ("test_fraction", "val_fraction", "seed") if k in settings}).train
-    files = [s.path for s in train] + split_negatives(negatives, seed)["train"]
-    return add(bundle_dir, (predictor.preprocess([f]) for f in files), **rule)
+    negatives = split_negatives(negatives, settings.get("seed", 1337))["train"]
+    return add(bundle_dir, calibration_images(train, negatives, int(info.preprocess["size"])), **rule)
 
 
 def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None) -> dict:
@@ -108,8 +115,9 @@ def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None)
             if truth[0] is None:
                 result[f"{kind}: rejected"] = round(float(np.mean([p.label is None for p in preds])), 4)
             else:
-                result[f"{kind}: top-1"] = round(float(np.mean([p.top5[0][0] == t for p, t in zip(preds, truth)])), 4)
-                result[f"{kind}: top-5"] = round(float(np.mean([t in {k for k, _ in p.top5} for p, t in zip(preds, truth)])), 4)
+                pairs = list(zip(preds, truth))
+                result[f"{kind}: top-1"] = round(float(np.mean([p.top5[0][0] == t for p, t in pairs])), 4)
+                result[f"{kind}: top-5"] = round(float(np.mean([t in {k for k, _ in p.top5} for p, t in pairs])), 4)
         out[name] = result
     return out
 

@@ -216,11 +216,12 @@ def _cached_views(cfg, arch, stem: keras.Model, samples: list[Sample], n: int):
 
 
 def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, name: str | None = None,
-            quantize: bool = True, min_rejected: float = 0.97) -> BundleInfo:
+            fast_path: bool = True, min_rejected: float = 0.97) -> BundleInfo:
     """Export the trained model as a bundle and calibrate its rejection threshold on held-out photos.
 
     The threshold is the lowest that rejects ``min_rejected`` of the calibration negatives (and, with
-    no negatives, keeps the classifier's plain argmax).
+    no negatives, keeps the classifier's plain argmax). ``fast_path``: add the int8 fast path
+    (``ml.fastpath``), calibrated on the training photos and training negatives.
     """
     import shutil
 
@@ -230,13 +231,9 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
 
     arch, data_split = result.arch, result.split
     background = result.classes[-1] == BACKGROUND
-    quantize_with = None
-    if quantize:
-        reps = load_arrays(data_split.train[:: max(1, len(data_split.train) // 96)], arch.img_size)
-        quantize_with = [((reps[i: i + 1].astype(np.float32) - arch.mean) / arch.std) for i in range(len(reps))]
     info = bundles.export(
         arch.model, bundle_dir, labels=data_split.classes, arch=cfg.arch, preprocess=arch.preprocess,
-        background=background, name=name, quantize_with=quantize_with,
+        background=background, name=name,
         extra={"split": {"seed": cfg.seed, "test_fraction": cfg.test_fraction, "val_fraction": cfg.val_fraction},
                "trained_on": {"images": len(data_split.train), "background_images": len(result.negatives["train"]),
                               "seconds": round(result.seconds)}},
@@ -253,6 +250,11 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
             "method": "max_prob", "threshold": threshold,
             "calibration": {"min_rejected": min_rejected, "landmarks": len(labels),
                             "negatives": len(result.negatives["val"])}})
+    if fast_path:  # after the threshold: the fast path's floor derives from it
+        from ml import fastpath
+
+        images = fastpath.calibration_images(data_split.train, result.negatives["train"], arch.img_size)
+        info = fastpath.add(bundle_dir, images)
     return info
 
 

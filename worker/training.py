@@ -60,7 +60,7 @@ def train_and_package(row: ModelVersion, data_dir: Path, progress: "Progress"):
     result = run(cfg, on_epoch=progress.epoch)
     progress.update(phase="export", message="exporting and calibrating the rejection threshold")
     bundle_dir = models / f"version-{row.id}"
-    info = package(result, cfg, bundle_dir, name=f"retrained-{row.id}", quantize=False)
+    info = package(result, cfg, bundle_dir, name=f"retrained-{row.id}")
     progress.update(phase="evaluate", message="evaluating on the held-out test split")
     return info, evaluate(bundle_dir, data_dir, negatives=config["TRAINING_NEGATIVES_DIR"])
 

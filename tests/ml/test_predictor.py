@@ -127,11 +127,11 @@ def fast_bundle(tiny_bundle, tmp_path_factory) -> Path:
     import shutil
 
     from ml import fastpath
+    from ml.images import to_array
 
     path = tmp_path_factory.mktemp("fast") / "tiny"
     shutil.copytree(tiny_bundle, path)
-    float_only = Predictor(path, runtime="litert")
-    fastpath.add(path, [float_only.preprocess([pattern(i % 2, seed=100 + i)]) for i in range(32)])
+    fastpath.add(path, np.stack([to_array(pattern(i % 2, seed=100 + i), 32).astype(np.uint8) for i in range(32)]))
     return path
 
 
@@ -146,7 +146,8 @@ def test_fast_path_keeps_the_version_and_sends_only_unclear_photos_to_the_float_
     int8_probs, int8_emb = fast.fast_arrays(batch)
     assert not np.allclose(int8_emb, float_emb, atol=1e-6)  # really another model
     for margin in (0.0, 0.05, 0.2, 1.01):
-        bundles.update(fast_bundle, fast_path=dict(bundles.read(fast_bundle).extra["fast_path"], margin=margin, floor=0.0))
+        rule = dict(bundles.read(fast_bundle).extra["fast_path"], margin=margin, floor=0.0)
+        bundles.update(fast_bundle, fast_path=rule)
         fast = Predictor(fast_bundle, runtime="litert")
         redo = unclear(int8_probs, len(fast.labels), **fast.fast_path)
         probs, emb = fast.predict_arrays(batch)
