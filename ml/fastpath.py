@@ -1,9 +1,10 @@
 """An int8 fast path for a float bundle, with the float model as the judge of the unclear photos.
 
-Full int8 quantisation makes the LiteRT model 2.4× faster on CPUs with int8 dot products, but it moves
-a few photos across the shipped quality bar (top-1 −0.2 to −0.5 point, top-5 one photo short). The
-fast path keeps the float model's answers: every photo goes through the int8 model first, and only
-the unclear ones also through the float model, whose answer then stands:
+Full int8 quantisation makes the LiteRT model 2.4× faster on CPUs with int8 dot products (AVX-512
+VNNI; barely faster on AVX2 alone), but it moves a few photos across the shipped quality bar (top-1
+−0.2 to −0.5 point, top-5 one photo short). The fast path keeps the float model's answers: every
+photo goes through the int8 model first, and only the unclear ones also through the float model,
+whose answer then stands:
 
 - the int8 model's two best landmarks are less than ``margin`` apart (the ranking could change), and
 - its best landmark has at least ``floor`` (a photo far below the rejection threshold is rejected
@@ -26,7 +27,7 @@ import numpy as np
 from ml import bundle as bundles
 
 FILE = "model.int8.tflite"
-MARGIN = 0.2  # chosen on validation photos (docs/performance.md): no decision differs from the float model's
+MARGIN = 0.2  # from 0.15 on, no answer differs from the float model's on validation or test (docs/performance.md)
 
 
 def unclear(probs: np.ndarray, n_labels: int, margin: float, floor: float) -> np.ndarray:
