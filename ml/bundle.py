@@ -98,7 +98,6 @@ def export(
 ) -> BundleInfo:
     """Write a bundle for a trained classifier (a Keras model with an ``embedding`` layer)."""
     import keras
-    import tensorflow as tf
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,9 +105,7 @@ def export(
     serving = keras.Model(model.input, [model.output, embedding], name="serving")
     serving.save(out / "model.keras")
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(serving)
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
-        (out / "model.tflite").write_bytes(converter.convert())
+    (out / "model.tflite").write_bytes(to_tflite(serving))
     (out / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
     meta = {
         "name": name or arch,
@@ -121,6 +118,19 @@ def export(
     }
     write_meta(out, meta)
     return read(out)
+
+
+def to_tflite(model, calibration=None) -> bytes:
+    """A Keras model as a LiteRT model: float32, or with ``calibration`` (a callable yielding ``[batch]``
+    lists of normalised inputs) fully int8-quantised, float input and output."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+        return converter.convert()
 
 
 def update(path: str | Path, **changes) -> BundleInfo:

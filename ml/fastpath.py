@@ -17,8 +17,6 @@ of photos the float model sees again).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -44,15 +42,12 @@ def add(bundle_dir: str | Path, images: np.ndarray, *, margin: float = MARGIN,
     """Quantise the bundle's ``model.keras`` to int8, calibrated on ``images`` ((N, S, S, 3) uint8 at the
     model's size), and enable the fast path. ``floor`` defaults to half the rejection threshold."""
     import keras
-    import tensorflow as tf
 
     info = bundles.read(bundle_dir)
     mean, std = float(info.preprocess["mean"]), float(info.preprocess["std"])
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(info.keras, compile=False))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([(img[None].astype(np.float32) - mean) / std] for img in images)
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
-        (info.path / FILE).write_bytes(converter.convert())
+    model = keras.models.load_model(info.keras, compile=False)
+    calibration = lambda: ([(img[None].astype(np.float32) - mean) / std] for img in images)  # noqa: E731
+    (info.path / FILE).write_bytes(bundles.to_tflite(model, calibration))
     if floor is None:
         floor = float(info.rejection.get("threshold", 0.0)) / 2
     return bundles.update(info.path, fast_path={"file": FILE, "margin": margin, "floor": round(floor, 4),

@@ -1,8 +1,9 @@
 """Load a bundle once, predict batches of decoded images with LiteRT (CPU), TensorFlow or JAX (GPU).
 
-Runtimes: ``litert`` (CPU workers; with the bundle's int8 fast path, ``ml.fastpath``, when it has one), ``tensorflow`` (the Keras model compiled with ``tf.function``),
-``jax`` (the same Keras model on Keras's JAX backend, compiled with XLA; for GPU hosts that have JAX
-rather than TensorFlow), ``keras`` (plain ``model.predict``: the naive baseline in benchmarks).
+Runtimes: ``litert`` (CPU workers; with the bundle's int8 fast path, ``ml.fastpath``, when it has one),
+``tensorflow`` (the Keras model compiled with ``tf.function``), ``jax`` (the same Keras model on Keras's
+JAX backend, compiled with XLA; for GPU hosts that have JAX rather than TensorFlow), ``keras`` (plain
+``model.predict``: the naive baseline in benchmarks).
 """
 from __future__ import annotations
 

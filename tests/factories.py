@@ -116,6 +116,18 @@ def sample_photos(per_class: int = 1, classes: int = 3) -> list[tuple[Path | byt
     return [(jpeg_bytes(color=(40 * i, 200 - 30 * i, 90)), None) for i in range(classes * per_class)]
 
 
+def run_in_threads(task, items) -> list:
+    """``task(item)`` in one thread per item, all started, then all joined; the threads."""
+    import threading
+
+    threads = [threading.Thread(target=task, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return threads
+
+
 def finished_recognition(label: str | None, top5: list, status: str = "done", error: str | None = None):
     """A recognition row as the worker leaves it (for page and API tests that need no worker)."""
     from webapp.extensions import db

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from factories import run_in_threads
 from worker.batching import Coalescer, MicroBatcher
 
 
@@ -43,11 +44,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_result():
             time.sleep(0.001 * i)  # "decoding" takes different times
             results[i] = submit(i)
 
-    threads = [threading.Thread(target=task, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    run_in_threads(task, range(16))
     assert results == {i: i * 10 for i in range(16)}
     assert max(len(b) for b in run.batches) > 1  # requests shared model calls
     assert all(len(b) <= 8 for b in run.batches)
@@ -91,11 +88,7 @@ def test_the_coalescer_gathers_calls_that_arrive_while_a_batch_runs():
         barrier.wait()
         results[i] = coalescer(i)
 
-    threads = [threading.Thread(target=task, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    threads = run_in_threads(task, range(20))
     assert results == {i: i * 10 for i in range(20)}
     assert sorted(x for b in run.batches for x in b) == list(range(20))  # each call ran exactly once
     assert len(run.batches) < 20 and all(len(b) <= 8 for b in run.batches)

@@ -4,6 +4,7 @@ import threading
 
 from sqlalchemy import event
 
+from factories import run_in_threads
 from webapp.extensions import db
 from webapp.models import Recognition, claim_many, finish_many
 from worker.recorder import Recorder
@@ -57,11 +58,7 @@ def test_recorder_gathers_concurrent_claims_and_results_into_few_statements(any_
             claimed[rid] = recorder.claim(rid)
             written[rid] = recorder.finish(rid, "done", label="Vinh_Ha_Long", confidence=0.5)
 
-        threads = [threading.Thread(target=task, args=(rid,)) for rid in ids]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_in_threads(task, ids)
         assert claimed == {rid: f"file{i}" for i, rid in enumerate(ids)}
         assert written == {rid: True for rid in ids}
         assert recorder.claim(ids[0]) is None and recorder.finish(ids[0], "failed", error="late") is False
