@@ -17,10 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an architecture and write a bundle (exported, calibrated, evaluated)")
-    t.add_argument("--data", required=True, help="folder-per-class dataset")
+    t.add_argument("--data", required=True, nargs="+", action="extend",
+                   help="folder-per-class dataset(s), or a folder of them; a class in several is one class")
     t.add_argument("--arch", required=True, help="lenet5, alexnet, vgg16, bknet, mobilenetv2, efficientnet_lite0")
     t.add_argument("--out", required=True, help="bundle directory to write")
     t.add_argument("--negatives", help="non-landmark photos: trains a background class and calibrates rejection")
+    t.add_argument("--outliers", help="landmarks that are not ours, folder per class (some kept unseen): "
+                                      "join the background class and calibrate the answer tiers")
+    t.add_argument("--stem-cache", help="frozen-stem feature cache shared by runs (default: in the work dir)")
     t.add_argument("--weights", help='pretrained weights: "imagenet" (download) or a local file')
     t.add_argument("--work-dir", help="checkpoints, TensorBoard logs and resume state (default: OUT.run)")
     t.add_argument("--name", help="bundle name used in the version id (default: the architecture)")
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--head-epochs", type=int, default=6, help="transfer phase 1 (frozen base) epochs")
     t.add_argument("--fine-tune-epochs", type=int, default=16, help="transfer phase 2 (top blocks) epochs")
     t.add_argument("--views", type=int, default=4, help="augmented views per photo (transfer)")
+    t.add_argument("--max-views", type=int, default=16, help="views for the photos of the smallest classes")
+    t.add_argument("--no-balance", action="store_true", help="no class weights (every photo weighs the same)")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (from scratch; transfer phase 1)")
     t.add_argument("--fine-tune-lr", type=float, default=5e-5, help="transfer phase 2 peak learning rate")
     t.add_argument("--img-size", type=int)
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     e = sub.add_parser("evaluate", help="metrics, plots and report of a bundle on its test split")
     e.add_argument("--bundle", required=True)
-    e.add_argument("--data", required=True)
+    e.add_argument("--data", required=True, nargs="+", action="extend")
     e.add_argument("--negatives")
     e.add_argument("--runtime", default="litert", choices=RUNTIMES[1:])
     e.add_argument("--out", help="where metrics.json and the report go (default: the bundle)")
@@ -78,8 +84,8 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(
         data=args.data, arch=args.arch, out=args.work_dir or f"{args.out.rstrip('/')}.run",
-        negatives=args.negatives, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, views=args.views, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
+        negatives=args.negatives, outliers=args.outliers, stem_cache=args.stem_cache, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs, views=args.views, max_views=args.max_views, balance=not args.no_balance, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
         img_size=args.img_size, batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
     )
     result = run(cfg)

@@ -10,6 +10,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -79,17 +80,41 @@ class Split:
         return cls(data["classes"], parts["train"], parts["val"], parts["test"], data["seed"], skipped)
 
 
-def scan(data_dir: str | Path, *, check_images: bool = True) -> Dataset:
-    """List a folder-per-class dataset; unreadable files are skipped and reported, never fatal."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise ValueError(f"no class folders in {root} (expected one sub-folder per class)")
+DataDirs = Union[str, Path, Sequence[Union[str, Path]]]  # one dataset folder, several, or a folder of them
+
+
+def dataset_roots(data_dirs: DataDirs) -> list[Path]:
+    """The folder-per-class datasets named by ``data_dirs``: one folder, several, or a folder of datasets
+    (every sub-folder of which holds class folders rather than photos)."""
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    roots = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {d}")
+        children = [c for c in sorted(d.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+        nested = children and all(_holds_only_folders(c) for c in children)
+        roots += children if nested else [d]
+    return roots
+
+
+def _holds_only_folders(folder: Path) -> bool:
+    entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
+    return bool(entries) and all(e.is_dir() for e in entries)
+
+
+def scan(data_dirs: DataDirs, *, check_images: bool = True) -> Dataset:
+    """List one or several folder-per-class datasets (``dataset_roots``); a class key found in several is
+    one class. Unreadable files are skipped and reported, never fatal."""
+    by_class: dict[str, list[Path]] = defaultdict(list)
+    for root in dataset_roots(data_dirs):
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            by_class[folder.name].append(folder)
+    if not by_class:
+        raise ValueError(f"no class folders in {data_dirs} (expected one sub-folder per class)")
+    classes = sorted(by_class)
     samples, skipped = [], []
     for label, name in enumerate(classes):
-        for path in sorted((root / name).rglob("*")):
+        for path in sorted(p for folder in by_class[name] for p in folder.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -103,6 +128,11 @@ def scan(data_dir: str | Path, *, check_images: bool = True) -> Dataset:
                     continue
             samples.append(Sample(str(path), label))
     return Dataset(classes, group_duplicates(samples), skipped)
+
+
+def source_of(path: str) -> str:
+    """The dataset folder a photo comes from (``<source>/<class>/<file>``): its web source."""
+    return Path(path).parent.parent.name
 
 
 def dhash(image: Image.Image, size: int = 8) -> int:
@@ -178,6 +208,32 @@ def split_negatives(folder: str | None, seed: int) -> dict:
     np.random.default_rng(seed).shuffle(files)  # keep: changes every split
     n = len(files)
     parts["train"], parts["val"], parts["test"] = files[: int(0.4 * n)], files[int(0.4 * n): int(0.6 * n)], files[int(0.6 * n):]
+    return parts
+
+
+UNSEEN_EVERY = 3  # every third class of the outlier landmarks is never used for training or calibration
+
+
+def split_outliers(folder: str | None, seed: int) -> dict:
+    """Landmarks that are not ours (e.g. foreign monuments), by class: every ``UNSEEN_EVERY``-th class is
+    ``unseen`` (kept for measuring only); the others' photos are split 40/20/40 like the negatives
+    (train joins the background class: outlier exposure; val calibrates; test measures)."""
+    parts = {"train": [], "val": [], "test": [], "unseen": []}
+    if not folder:
+        return parts
+    dataset = scan(folder, check_images=False)
+    unseen = set(dataset.classes[::UNSEEN_EVERY])
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(dataset.classes):
+        files = sorted(s.path for s in dataset.samples if s.label == label)
+        if name in unseen:
+            parts["unseen"] += files
+            continue
+        rng.shuffle(files)
+        n = len(files)
+        parts["train"] += files[: int(0.4 * n)]
+        parts["val"] += files[int(0.4 * n): int(0.6 * n)]
+        parts["test"] += files[int(0.6 * n):]
     return parts
 
 

@@ -21,7 +21,7 @@ its own in ``bundle.json`` under ``"fewshot"``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -128,10 +128,12 @@ class ReferenceIndex:
 
 @dataclass
 class Decision:
-    label: str | None  # landmark key (class key or enrolled key), or None: not a known landmark
+    label: str | None  # landmark key (class key or enrolled key) of a sure or maybe answer; None: unknown
     score: float  # classifier probability, or cosine similarity when matched by reference
     top5: list[tuple[str, float]]  # the classifier's top-5
     matched_by: str  # "classifier" or "reference"
+    tier: str = "unknown"  # ml.tiers: "sure", "maybe", "unknown"; a reference match is a "maybe"
+    suggestions: list[str] = field(default_factory=list)  # the candidates (maybe) or closest landmarks (unknown)
 
 
 def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule,
@@ -139,8 +141,10 @@ def combine(prediction: Prediction, reference: tuple[str | None, float], rule: F
     """The classifier's prediction and the best reference match → one decision."""
     key, similarity = reference
     if key is not None and key not in trained and similarity >= rule.threshold and reference_may_win(prediction, rule):
-        return Decision(key, similarity, prediction.top5, "reference")
-    return Decision(prediction.label, prediction.score, prediction.top5, "classifier")
+        # few-shot matching is right ~9 times in 10 (docs/fewshot.md): never a sure answer
+        return Decision(key, similarity, prediction.top5, "reference", "maybe", [key])
+    return Decision(prediction.label, prediction.score, prediction.top5, "classifier", prediction.tier,
+                    list(prediction.suggestions))
 
 
 def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule,

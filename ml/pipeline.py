@@ -30,16 +30,20 @@ class Augment:
 
     Flip, rotation (±15°), zoom/random resized crop and translation are composed into a single
     projective transform per image (one resampling pass, cheap on CPU); brightness, contrast and
-    saturation jitter are plain arithmetic.
+    saturation jitter are plain arithmetic. Then the ways two web sources differ, so that the model
+    cannot learn the source instead of the landmark: a lower resolution (down- and up-sampling), blur,
+    JPEG recompression, and a text banner or watermark strip across the top or bottom.
     """
 
     def __init__(self, img_size: int, seed: int = 0, *, max_rotation: float = 15.0,
                  scale: tuple[float, float] = (0.6, 1.2), shift: float = 0.08,
-                 brightness: float = 0.2, contrast: float = 0.25, saturation: float = 0.35):
+                 brightness: float = 0.2, contrast: float = 0.25, saturation: float = 0.35,
+                 low_res: float = 0.4, blur: float = 0.2, jpeg: float = 0.3, banner: float = 0.2):
         self.size = img_size
         self.rng = tf.random.Generator.from_seed(seed)
         self.max_rotation, self.scale, self.shift = max_rotation, scale, shift
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+        self.low_res, self.blur, self.jpeg, self.banner = low_res, blur, jpeg, banner  # each a probability
 
     def __call__(self, images: tf.Tensor) -> tf.Tensor:
         images = tf.cast(images, tf.float32)
@@ -61,6 +65,7 @@ class Augment:
         out = tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=transforms, output_shape=[self.size, self.size],
             fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        out = self._source_shift(out, n)
         shape = [n, 1, 1, 1]
         out = out + self.rng.uniform(shape, -self.brightness, self.brightness) * 255.0
         mean = tf.reduce_mean(out, axis=[1, 2, 3], keepdims=True)
@@ -68,6 +73,37 @@ class Augment:
         gray = tf.reduce_mean(out, axis=3, keepdims=True)
         out = (out - gray) * self.rng.uniform(shape, 1 - self.saturation, 1 + self.saturation) + gray
         return tf.clip_by_value(out, 0.0, 255.0)
+
+
+    def _source_shift(self, out: tf.Tensor, n) -> tf.Tensor:
+        size = self.size
+        pick = lambda p: tf.reshape(self.rng.uniform([n]) < p, [n, 1, 1, 1])  # noqa: E731
+        # a thumbnail's resolution: one random side per batch (60..85 % of the input side), per-image choice
+        side = tf.cast(self.rng.uniform([], 0.3, 0.85) * size, tf.int32)
+        small = tf.image.resize(tf.image.resize(out, (side, side), antialias=True), (size, size))
+        out = tf.where(pick(self.low_res), small, out)
+        sigma = self.rng.uniform([], 0.6, 1.6)
+        taps = tf.exp(-0.5 * (tf.range(-2.0, 3.0) / sigma) ** 2)
+        taps = taps / tf.reduce_sum(taps)
+        kernel = tf.tile(tf.reshape(taps[:, None] * taps[None, :], [5, 5, 1, 1]), [1, 1, 3, 1])
+        blurred = tf.nn.depthwise_conv2d(tf.pad(out, [[0, 0], [2, 2], [2, 2], [0, 0]], "SYMMETRIC"), kernel,
+                                         [1, 1, 1, 1], "VALID")
+        out = tf.where(pick(self.blur), blurred, out)
+        quality = tf.cast(self.rng.uniform([], 20, 80), tf.int32)
+        recompressed = tf.map_fn(lambda im: tf.image.adjust_jpeg_quality(im / 255.0, quality) * 255.0, out)
+        out = tf.where(pick(self.jpeg), recompressed, out)
+        # a banner: a strip of 6..16 % of the height, one colour with darker "text" lines, top or bottom
+        rows = tf.range(size, dtype=tf.float32)[None, :, None, None]
+        height = self.rng.uniform([n, 1, 1, 1], 0.06, 0.16) * size
+        at_top = self.rng.uniform([n, 1, 1, 1]) < 0.5
+        in_strip = tf.where(at_top, rows < height, rows >= size - height)
+        colour = self.rng.uniform([n, 1, 1, 3], 0.0, 255.0)
+        cols = tf.range(size, dtype=tf.float32)[None, None, :, None]
+        text = tf.cast(tf.math.floormod(cols + rows * 0.3, 9.0) < 3.0, tf.float32) * tf.cast(
+            tf.abs(rows - tf.where(at_top, height / 2, size - height / 2)) < height / 4, tf.float32)
+        strip = colour * (1.0 - 0.6 * text)
+        out = tf.where(pick(self.banner) & in_strip, strip, out)
+        return out
 
 
 def augmenter(img_size: int, seed: int = 0) -> Augment:

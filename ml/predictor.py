@@ -19,20 +19,24 @@ from PIL import Image
 from ml import bundle as bundles
 from ml.bundle import BundleError, default_bundle_dir  # noqa: F401  (public API)
 from ml.images import ImageSource, load_rgb, to_array
+from ml.tiers import TierRule, answer
 
 RUNTIMES = ("auto", "litert", "tensorflow", "jax", "keras")
 
 
 @dataclass
 class Prediction:
-    label: str | None  # class key, or None: "not a known landmark"
+    label: str | None  # class key of a sure or maybe answer (the best candidate); None: not a landmark we know
     score: float  # probability of the top landmark class
-    top5: list[tuple[str, float]]
+    top5: list[tuple[str, float]]  # the raw ranking
     embedding: np.ndarray = field(repr=False)
     mirror: "Prediction | None" = field(default=None, repr=False)  # the mirrored photo's, for few-shot signatures
+    tier: str = "unknown"  # ml.tiers: "sure", "maybe" or "unknown"
+    suggestions: list[str] = field(default_factory=list)  # maybe: the candidates; unknown: the closest
 
     def to_json(self) -> dict:
-        return {"label": self.label, "score": round(self.score, 4), "top5": [[k, round(p, 4)] for k, p in self.top5]}
+        return {"label": self.label if self.tier == "sure" else None, "tier": self.tier, "score": round(self.score, 4),
+                "suggestions": self.suggestions, "top5": [[k, round(p, 4)] for k, p in self.top5]}
 
 
 def gpu_visible() -> bool:
@@ -48,6 +52,7 @@ class Predictor:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.info = bundles.read(bundle_dir)
+        self.tiers = TierRule.from_bundle(self.info.extra)
         self.runtime = ("tensorflow" if gpu_visible() else "litert") if runtime == "auto" else runtime
         self.max_batch = max_batch
         self.threads = threads or int(os.environ.get("ML_THREADS", 0)) or os.cpu_count() or 1
@@ -114,13 +119,14 @@ class Predictor:
         return probs, embeddings
 
     def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
-        """One image's outputs → label (or None when rejected), score, top-5."""
+        """One image's outputs → its tier (``ml.tiers``), label (sure answers only), score, top-5."""
         landmark = probs[: len(self.labels)]
         order = np.argsort(-landmark)[:5]
         top5 = [(self.labels[i], float(landmark[i])) for i in order]
-        score = top5[0][1]
-        accepted = score >= float(self.info.rejection.get("threshold", 0.0))
-        return Prediction(top5[0][0] if accepted else None, score, top5, embedding.astype(np.float32))
+        result = answer(top5, self.tiers)
+        candidate = result.suggestions[0] if result.tier != "unknown" else None
+        return Prediction(candidate, top5[0][1], top5, embedding.astype(np.float32), tier=result.tier,
+                          suggestions=result.suggestions)
 
     # -- internals ----------------------------------------------------------------------------
     def _load(self):

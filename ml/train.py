@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ml import architectures
 from ml.bundle import BundleInfo
-from ml.data import Sample, Split, scan, split, split_negatives, subset
+from ml.data import DataDirs, Sample, Split, scan, split, split_negatives, split_outliers, subset  # noqa: F401
 from ml.pipeline import LOAD_MARGIN, augmenter, load_arrays, make_dataset
 
 BACKGROUND = "_background"  # the extra class trained on non-landmark photos
@@ -34,10 +34,14 @@ FINE_TUNE_FROM = {  # candidates: the offline Lite0 file names its layers generi
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: "DataDirs"  # one or several folder-per-class datasets (ml.data.dataset_roots)
     arch: str
     out: str
     negatives: str | None = None
+    outliers: str | None = None  # landmarks that are not ours: outlier exposure (ml.data.split_outliers)
+    stem_cache: str | None = None  # folder of frozen-stem features shared by runs (default: inside ``out``)
+    max_views: int = 16  # a class with few photos gets more augmented views, up to this many
+    balance: bool = True  # equal total weight for every landmark class (class weights)
     weights: str | None = None
     epochs: int = 30  # from-scratch epochs; transfer uses head_epochs + fine_tune_epochs
     head_epochs: int = 6
@@ -64,6 +68,7 @@ class TrainResult:
     history: dict
     seconds: float
     negatives: dict  # {"train": [...], "val": [...], "test": [...]} paths
+    outliers: dict = field(default_factory=dict)  # ml.data.split_outliers: also "unseen"
 
 
 def run(cfg: TrainConfig, on_epoch: Callable[[str, int, int, dict], None] | None = None) -> TrainResult:
@@ -74,25 +79,30 @@ def run(cfg: TrainConfig, on_epoch: Callable[[str, int, int, dict], None] | None
     data_split = make_split(cfg)
     data_split.save(out / "split.json")
     neg = split_negatives(cfg.negatives, cfg.seed)
-    classes = data_split.classes + ([BACKGROUND] if neg["train"] else [])
+    outliers = split_outliers(cfg.outliers, cfg.seed)
+    background_train, background_val = neg["train"] + outliers["train"], neg["val"] + outliers["val"]
+    classes = data_split.classes + ([BACKGROUND] if background_train else [])
     arch = architectures.build(cfg.arch, len(classes), cfg.img_size, weights=cfg.weights)
     print(f"{cfg.arch}: {len(classes)} outputs, {arch.model.count_params():,} parameters, {arch.img_size}px; "
           f"train {len(data_split.train)} / val {len(data_split.val)} / test {len(data_split.test)} photos, "
-          f"{len(neg['train'])} background photos; {len(data_split.skipped)} unreadable files skipped")
+          f"{len(neg['train'])} + {len(outliers['train'])} background photos (non-landmarks + other landmarks); "
+          f"{len(data_split.skipped)} unreadable files skipped")
     started = time.time()
     bg = len(classes) - 1
-    train_samples = data_split.train + [Sample(p, bg) for p in neg["train"]]
-    val_samples = data_split.val + [Sample(p, bg) for p in neg["val"]]
+    train_samples = data_split.train + [Sample(p, bg) for p in background_train]
+    val_samples = data_split.val + [Sample(p, bg) for p in background_val]
     if arch.backbone is not None and cfg.arch in FINE_TUNE_FROM:
-        history = _train_transfer(cfg, arch, train_samples, val_samples, out, on_epoch)
+        history = _train_transfer(cfg, arch, train_samples, val_samples, out, on_epoch,
+                                  bg if background_train else None)
     else:
         history = _train_end_to_end(cfg, arch, train_samples, val_samples, out, on_epoch)
     seconds = time.time() - started
     (out / "history.json").write_text(json.dumps(history))
     (out / "training.json").write_text(json.dumps(
-        {"config": vars(cfg), "classes": classes, "preprocess": arch.preprocess, "seconds": seconds, "negatives": neg}, indent=1))
+        {"config": vars(cfg), "classes": classes, "preprocess": arch.preprocess, "seconds": seconds, "negatives": neg,
+         "outliers": outliers}, indent=1))
     arch.model.save(out / "model.keras")
-    return TrainResult(arch, data_split, classes, history, seconds, neg)
+    return TrainResult(arch, data_split, classes, history, seconds, neg, outliers)
 
 
 def make_split(cfg: TrainConfig) -> Split:
@@ -149,7 +159,8 @@ def _train_end_to_end(cfg, arch, train: list[Sample], val: list[Sample], out: Pa
     return {"scratch": hist.history}
 
 
-def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path, on_epoch=None) -> dict:
+def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path, on_epoch=None,
+                    background: int | None = None) -> dict:
     base, model = arch.backbone, arch.model
     n = model.output_shape[-1]
     names = {layer.name for layer in base.layers}
@@ -158,15 +169,12 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     top = keras.Model(cut, base.output, name="top")
     size = arch.img_size
 
-    cache = out / f"stem-cache-{cfg.views}views.npz"  # resuming skips the costly part
-    if cache.exists():
-        with np.load(cache) as saved:
-            feats_train, y_train, feats_val = saved["train"], saved["y_train"], saved["val"]
-    else:
-        feats_train, y_train = _cached_views(cfg, arch, stem, train, n)
-        x_val = load_arrays(val, size, desc="val photos")
-        feats_val = stem.predict((x_val.astype(np.float32) - arch.mean) / arch.std, batch_size=64, verbose=0)
-        np.savez(cache, train=feats_train, y_train=y_train, val=feats_val)
+    views = views_per_sample(train, cfg.views, cfg.max_views, background)
+    cache = StemCache(cfg.stem_cache or out / "stem-cache", f"{cfg.arch}-{size}")
+    feats_train, rows = cache.views(stem, arch, train, views)
+    y_train = _onehot([train[i] for i in rows], n)
+    weights = class_weights(y_train, background) if cfg.balance else None
+    feats_val = cache.views(stem, arch, val, [1] * len(val))[0]  # view 0: the whole photo
     y_val = _onehot(val, n)
 
     inputs = keras.Input(cut.shape[1:], name="stem_features")
@@ -174,8 +182,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     for name in ("embedding", "head_dropout", "probs"):
         x = model.get_layer(name)(x)
     trainer = keras.Model(inputs, x, name="top_and_head")
-    fit = dict(x=feats_train, y=y_train, validation_data=(feats_val, y_val), batch_size=cfg.batch_size,
-               shuffle=True, verbose=2)
+    fit = dict(x=feats_train, y=y_train, sample_weight=weights, validation_data=(feats_val, y_val),
+               batch_size=cfg.batch_size, shuffle=True, verbose=2)
 
     top.trainable = False
     _compile(trainer, cfg.lr, cfg.label_smoothing)
@@ -192,27 +200,80 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     return {"head": h1.history, "fine_tune": h2.history}
 
 
-def _cached_views(cfg, arch, stem: keras.Model, samples: list[Sample], n: int):
-    """``cfg.views`` augmented views of every photo, pushed once through the frozen stem."""
-    from tqdm import tqdm
+def views_per_sample(samples: list[Sample], views: int, max_views: int, background: int | None = None) -> list[int]:
+    """Augmented views per photo: ``views``, more for the photos of small classes (balanced sampling: a
+    class with a quarter of the largest class's photos gets four times the views), at most ``max_views``."""
+    counts = np.bincount([s.label for s in samples])
+    landmark = [c for c in counts[: background] if c] if background is not None else [c for c in counts if c]
+    largest = max(landmark, default=1)
+    return [views if s.label == background else int(min(max_views, max(views, round(views * largest / counts[s.label]))))
+            for s in samples]
 
-    size = arch.img_size
-    images = load_arrays(samples, int(size * LOAD_MARGIN), desc="train photos")
-    aug = augmenter(size, cfg.seed)
-    labels = _onehot(samples, n)
-    feats, ys = [], []
-    batch = 64
-    bar = tqdm(total=len(images) * cfg.views, desc="caching augmented views", unit="img")
-    for view in range(cfg.views):
-        for i in range(0, len(images), batch):
-            x = tf.cast(images[i: i + batch], tf.float32)
-            x = aug(x) if view else tf.image.resize(x, (size, size))  # view 0: the whole photo
-            x = (tf.clip_by_value(x, 0.0, 255.0) - arch.mean) / arch.std
-            feats.append(stem(x, training=False).numpy())
-            ys.append(labels[i: i + batch])
-            bar.update(len(x))
-    bar.close()
-    return np.concatenate(feats), np.concatenate(ys)
+
+def class_weights(y: np.ndarray, background: int | None = None) -> np.ndarray:
+    """Per-row weights that give every landmark class the same total weight (background rows keep 1)."""
+    labels = y.argmax(1)
+    counts = np.bincount(labels, minlength=y.shape[1]).astype(np.float64)
+    landmark = np.arange(y.shape[1]) != background
+    target = counts[landmark & (counts > 0)].mean()
+    per_class = np.where(landmark & (counts > 0), target / np.maximum(counts, 1), 1.0)
+    return per_class[labels].astype(np.float32)
+
+
+class StemCache:
+    """Frozen-stem features of augmented views, one file per photo, shared by every run with the same
+    backbone and input size (leave-classes-out studies and repeated splits train many models on the same
+    photos; the views are random either way).
+    View 0 is the whole photo; views 1.. are random augmentations (``ml.pipeline.Augment``)."""
+
+    def __init__(self, folder, key: str):
+        self.folder = Path(folder) / key
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, path: str) -> Path:
+        import hashlib
+
+        return self.folder / (hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest() + ".npy")
+
+    def views(self, stem, arch, samples: list[Sample], counts: list[int]) -> tuple[np.ndarray, list[int]]:
+        """Features of the first ``counts[i]`` views of each sample → (rows, sample index of each row)."""
+        have = {}
+        for i, s in enumerate(samples):
+            f = self._file(s.path)
+            if f.exists():
+                have[i] = np.load(f)
+        missing = [i for i in range(len(samples)) if i not in have or len(have[i]) < counts[i]]
+        if missing:
+            self._compute(stem, arch, samples, counts, missing, have)
+        feats, rows = [], []
+        for i, c in enumerate(counts):
+            feats.append(have[i][:c])
+            rows += [i] * c
+        return np.concatenate(feats).astype(np.float32), rows
+
+    def _compute(self, stem, arch, samples, counts, missing: list[int], have: dict) -> None:
+        from tqdm import tqdm
+
+        size = arch.img_size
+        images = load_arrays([samples[i] for i in missing], int(size * LOAD_MARGIN), desc="photos for the stem cache")
+        aug = augmenter(size, len(have))
+        batch = 64
+        done = {i: list(have.get(i, [])) for i in missing}
+        bar = tqdm(total=sum(counts[i] - len(done[i]) for i in missing), desc="caching augmented views", unit="img")
+        for view in range(max(counts[i] for i in missing)):
+            todo = [j for j, i in enumerate(missing) if len(done[i]) == view and counts[i] > view]
+            for k in range(0, len(todo), batch):
+                part = todo[k: k + batch]
+                x = tf.cast(images[part], tf.float32)
+                x = aug(x) if view else tf.image.resize(x, (size, size))  # view 0: the whole photo
+                x = (tf.clip_by_value(x, 0.0, 255.0) - arch.mean) / arch.std
+                for j, f in zip(part, stem(x, training=False).numpy().astype(np.float16)):
+                    done[missing[j]].append(f)
+                bar.update(len(part))
+        bar.close()
+        for i in missing:
+            have[i] = np.stack(done[i])
+            np.save(self._file(samples[i].path), have[i])
 
 
 def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, name: str | None = None,
@@ -277,4 +338,5 @@ def load_finished(cfg: TrainConfig) -> TrainResult:
     p = meta["preprocess"]
     arch = architectures.Architecture(cfg.arch, model, int(p["size"]), float(p["mean"]), float(p["std"]))
     history = json.loads((out / "history.json").read_text())
-    return TrainResult(arch, Split.load(out / "split.json"), meta["classes"], history, meta["seconds"], meta["negatives"])
+    return TrainResult(arch, Split.load(out / "split.json"), meta["classes"], history, meta["seconds"], meta["negatives"],
+                       meta.get("outliers", {}))

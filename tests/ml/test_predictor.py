@@ -78,7 +78,9 @@ def test_predictions_are_well_formed(tiny_bundle):
         assert pred.score == pred.top5[0][1]
         assert pred.label == (pred.top5[0][0] if pred.score >= 0.2 else None)
         assert np.linalg.norm(pred.embedding) == pytest.approx(1.0, abs=1e-3)
-        assert set(pred.to_json()) == {"label", "score", "top5"}
+        assert set(pred.to_json()) == {"label", "tier", "score", "suggestions", "top5"}
+        assert pred.tier in ("sure", "unknown")  # a bundle without tiers: its one threshold
+        assert pred.to_json()["label"] == (pred.label if pred.tier == "sure" else None)
 
 
 def test_rejection_threshold_rejects(tiny_bundle, tmp_path):
@@ -110,7 +112,7 @@ def test_predict_cli_contract(tiny_bundle, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"] for r in rows] == files
-    assert set(rows[0]) == {"file", "label", "score", "top5"} and rows[0] == rows[5]
+    assert set(rows[0]) == {"file", "label", "tier", "score", "suggestions", "top5"} and rows[0] == rows[5]
     assert all(len(pair) == 2 for pair in rows[0]["top5"])
     assert "not an image" in rows[1]["error"] and "empty" in rows[2]["error"]
     assert "damaged" in rows[3]["error"] and "could not be read" in rows[4]["error"]
