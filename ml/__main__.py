@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--bundle", required=True)
     e.add_argument("--data", required=True, nargs="+", action="extend")
     e.add_argument("--negatives")
+    e.add_argument("--outliers", help="landmarks that are not ours (ml.data.split_outliers): how they end")
     e.add_argument("--runtime", default="litert", choices=RUNTIMES[1:])
     e.add_argument("--out", help="where metrics.json and the report go (default: the bundle)")
 
@@ -90,7 +91,7 @@ def cmd_train(args) -> int:
     )
     result = run(cfg)
     info = package(result, cfg, args.out, name=args.name, fast_path=not args.no_fast_path)
-    metrics = evaluate(args.out, args.data, negatives=args.negatives)
+    metrics = evaluate(args.out, args.data, negatives=args.negatives, outliers=args.outliers)
     print(f"bundle {info.version} written to {args.out}: top-1 {metrics['top1']:.2%}, top-5 {metrics['top5']:.2%}")
     return 0
 
@@ -98,7 +99,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from ml.evaluate import evaluate
 
-    m = evaluate(args.bundle, args.data, negatives=args.negatives, runtime=args.runtime, out=args.out)
+    m = evaluate(args.bundle, args.data, negatives=args.negatives, outliers=args.outliers, runtime=args.runtime,
+                 out=args.out)
     print(f"top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  ECE {m['ece']:.3f}")
     if "rejection" in m:
         r = m["rejection"]

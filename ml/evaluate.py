@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.data import Sample, scan, split, split_negatives, subset
+from ml.data import Sample, scan, source_of, split, split_negatives, split_outliers, subset
 from ml.predictor import Predictor
 
 THRESHOLDS = np.round(np.linspace(0.0, 1.0, 201), 3)
@@ -82,9 +82,35 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     }
 
 
-def evaluate(bundle_dir: str | Path, data_dir: str | Path, *, negatives: str | None = None,
+def by_source(probs: np.ndarray, labels: np.ndarray, samples: list[Sample]) -> dict:
+    """Top-1 / top-5 per dataset folder (web source) of the test photos."""
+    sources = np.array([source_of(s.path) for s in samples])
+    out = {}
+    for source in sorted(set(sources)):
+        mask = sources == source
+        m = classification_metrics(probs[mask], labels[mask], [str(i) for i in range(probs.shape[1])])
+        out[source] = {"photos": int(mask.sum()), "top1": m["top1"], "top5": m["top5"]}
+    return out
+
+
+def tier_shares(predictor: Predictor, probs: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """How photos end (``ml.tiers``): shares sure (and correct, when ``labels``), maybe, unknown."""
+    from ml.tiers import tiers_of
+
+    if not len(probs):
+        return {}
+    tiers = tiers_of(probs, predictor.tiers)
+    shares = {"sure": float(np.mean(tiers == 0)), "maybe": float(np.mean(tiers == 1)), "unknown": float(np.mean(tiers == 2))}
+    if labels is not None:
+        shares["sure_correct"] = float(np.mean((tiers == 0) & (probs.argmax(1) == labels)))
+    return shares
+
+
+def evaluate(bundle_dir: str | Path, data_dir, *, negatives: str | None = None, outliers: str | None = None,
              runtime: str = "litert", out: str | Path | None = None) -> dict:
-    """Evaluate on the bundle's own test split of ``data_dir`` (re-derived from its split settings)."""
+    """Evaluate on the bundle's own test split of ``data_dir`` (one or several dataset folders;
+    re-derived from its split settings), per source too; with ``negatives`` / ``outliers`` also how
+    non-landmark photos and landmarks that are not ours end (tiers)."""
     predictor = Predictor(bundle_dir, runtime=runtime)
     settings = predictor.info.extra.get("split", {})
     dataset = subset(scan(data_dir), predictor.labels, allow_missing=True)
@@ -92,11 +118,14 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, *, negatives: str | N
     probs = scores(predictor, test, desc="test photos")
     labels = np.array([s.label for s in test])
     metrics = {"bundle": predictor.version, "runtime": runtime, "test_photos": len(test),
-               **classification_metrics(probs, labels, predictor.labels)}
+               **classification_metrics(probs, labels, predictor.labels),
+               "by_source": by_source(probs, labels, test), "tiers": {"test landmarks": tier_shares(predictor, probs, labels)}}
+    seed = settings.get("seed", 1337)
     threshold = float(predictor.info.rejection.get("threshold", 0.0))
     if negatives:
-        neg_test = split_negatives(negatives, settings.get("seed", 1337))["test"]
+        neg_test = split_negatives(negatives, seed)["test"]
         neg_probs = scores(predictor, neg_test, desc="negative photos")
+        metrics["tiers"]["test negatives"] = tier_shares(predictor, neg_probs)
         curve = rejection_curve(probs, labels, neg_probs)
         at = min(curve, key=lambda p: abs(p["threshold"] - threshold))
         metrics["rejection"] = {
@@ -107,6 +136,10 @@ def evaluate(bundle_dir: str | Path, data_dir: str | Path, *, negatives: str | N
             "landmarks_accepted": at["accepted"],
             "curve": curve,
         }
+    if outliers:
+        parts = split_outliers(outliers, seed)
+        for part in ("test", "unseen"):
+            metrics["tiers"][f"{part} outliers"] = tier_shares(predictor, scores(predictor, parts[part], desc=f"{part} outliers"))
     out = Path(out or bundle_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(_without_curve(metrics) | {"rejection_curve": metrics.get("rejection", {}).get("curve", [])}, indent=1))
@@ -132,6 +165,12 @@ def report(m: dict) -> str:
         lines += [f"- rejection threshold {r['threshold']:.3f}: {r['negatives_rejected']:.1%} of {r['negatives']} "
                   f"non-landmark photos rejected; {r['landmarks_accepted_correct']:.1%} of test landmarks accepted "
                   f"and correct ({r['landmarks_accepted']:.1%} accepted)"]
+    lines += [f"- {source}: top-1 {v['top1']:.2%}, top-5 {v['top5']:.2%} ({v['photos']} test photos)"
+              for source, v in m.get("by_source", {}).items()]
+    for group, t in m.get("tiers", {}).items():
+        if t:
+            correct = f" (sure and correct {t['sure_correct']:.1%})" if "sure_correct" in t else ""
+            lines.append(f"- {group}: sure {t['sure']:.1%}{correct}, maybe {t['maybe']:.1%}, not known {t['unknown']:.1%}")
     lines += ["", "| class | precision | recall | F1 | photos |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
               for c, v in m["per_class"].items()]

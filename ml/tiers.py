@@ -79,7 +79,7 @@ def tiers_of(probs: np.ndarray, rule: TierRule, similarity: np.ndarray | None = 
 
 def calibrate(known: np.ndarray, labels: np.ndarray, others: np.ndarray, maybe: float, *,
               known_similarity: np.ndarray | None = None, other_similarity: np.ndarray | None = None,
-              precision: float = SURE_PRECISION, use_margin: bool = True) -> TierRule:
+              precision: float = SURE_PRECISION, use_margin: bool = True, probs_grid=None) -> TierRule:
     """The most permissive sure rule whose sure answers are right ≥ ``precision`` of the time.
 
     ``known``: landmark probabilities of calibration photos of known landmarks (true ``labels``);
@@ -91,7 +91,7 @@ def calibrate(known: np.ndarray, labels: np.ndarray, others: np.ndarray, maybe: 
     k_top = -np.sort(-known, axis=1)[:, :2]
     o_top = -np.sort(-others, axis=1)[:, :2] if len(others) else np.zeros((0, 2))
     k_lead, o_lead = k_top[:, 0] - k_top[:, 1], o_top[:, 0] - o_top[:, 1]
-    probs = np.round(np.arange(max(maybe, 0.05), 1.0, 0.01), 3)
+    probs = np.round(np.arange(max(maybe, 0.05), 1.0, 0.01), 3) if probs_grid is None else np.asarray(probs_grid)
     margins = np.round(np.arange(0.0, 0.9, 0.05), 3) if use_margin else np.array([0.0])
     sims = (np.round(np.arange(0.2, 0.95, 0.025), 3) if known_similarity is not None and other_similarity is not None
             else np.array([-1.0]))

@@ -281,13 +281,13 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
     """Export the trained model as a bundle and calibrate its rejection threshold on held-out photos.
 
     The threshold is the lowest that rejects ``min_rejected`` of the calibration negatives (and, with
-    no negatives, keeps the classifier's plain argmax). ``fast_path``: add the int8 fast path
+    no negatives, keeps the classifier's plain argmax); the answer tiers and the places floor are
+    calibrated with it (``calibrate_answers``). ``fast_path``: add the int8 fast path
     (``ml.fastpath``), calibrated on the training photos and training negatives.
     """
     import shutil
 
     from ml import bundle as bundles
-    from ml.evaluate import choose_threshold, rejection_curve, scores
     from ml.predictor import Predictor
 
     arch, data_split = result.arch, result.split
@@ -303,20 +303,40 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
     predictor = Predictor(bundle_dir, runtime="litert")
     write_references(predictor, data_split.train, bundle_dir, cfg.seed)
     if result.negatives["val"]:
-        known = scores(predictor, data_split.val)
-        labels = np.array([s.label for s in data_split.val])
-        curve = rejection_curve(known, labels, scores(predictor, result.negatives["val"]))
-        threshold = choose_threshold(curve, min_rejected)
-        info = bundles.update(bundle_dir, rejection={
-            "method": "max_prob", "threshold": threshold,
-            "calibration": {"min_rejected": min_rejected, "landmarks": len(labels),
-                            "negatives": len(result.negatives["val"])}})
+        info = calibrate_answers(predictor, data_split.val, result.negatives["val"], result.outliers.get("val", []),
+                                 bundle_dir, min_rejected)
     if fast_path:  # after the threshold: the fast path's floor derives from it
         from ml import fastpath
 
         images = fastpath.calibration_images(data_split.train, result.negatives["train"], arch.img_size)
         info = fastpath.add(bundle_dir, images)
     return info
+
+
+def calibrate_answers(predictor, val: list[Sample], negatives: list[str], outliers: list[str], bundle_dir,
+                      min_rejected: float = 0.97) -> BundleInfo:
+    """Store the calibrated answer rules in the bundle, all chosen on held-out calibration photos: the
+    rejection threshold (``min_rejected`` of the non-landmark photos below it: "not a landmark we
+    know"), the sure/maybe rule (``ml.tiers.calibrate``: sure answers ≥ 98 % right on the validation
+    landmarks *and* on the outlier landmarks and non-landmarks, which must never be sure), and the
+    floor of "places that look like this" (``ml.places.calibrate_floor``)."""
+    from ml import bundle as bundles
+    from ml.evaluate import choose_threshold, rejection_curve
+    from ml.places import calibrate_floor, landmark_outputs
+    from ml.tiers import calibrate
+
+    known, _, _ = landmark_outputs(predictor, [s.path for s in val])
+    labels = np.array([s.label for s in val])
+    neg, _, neg_best = landmark_outputs(predictor, negatives)
+    other, _, _ = landmark_outputs(predictor, outliers)
+    threshold = choose_threshold(rejection_curve(known, labels, neg), min_rejected)
+    tiers = calibrate(known, labels, np.concatenate([neg, other]), threshold)
+    return bundles.update(
+        bundle_dir,
+        rejection={"method": "max_prob", "threshold": threshold,
+                   "calibration": {"min_rejected": min_rejected, "landmarks": len(labels), "negatives": len(negatives)}},
+        tiers=tiers.to_json() | {"calibration": tiers.calibration | {"outliers": len(outliers)}},
+        places={"min_similarity": calibrate_floor(neg_best).min_similarity})
 
 
 def write_references(predictor, train: list[Sample], bundle_dir, seed: int, per_class: int = 20) -> None:
