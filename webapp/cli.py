@@ -5,34 +5,65 @@ import json
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 
+from webapp.editing import FIELDS, LandmarkInvalid, validate_landmark
 from webapp.extensions import db
 from webapp.models import Landmark
 
-FIELDS = ("class_key", "name_vi", "name_en", "province", "lat", "lon", "description_vi", "description_en")
-REQUIRED = ("slug", "name_vi", "name_en", "lat", "lon")
 landmarks_cli = AppGroup("landmarks", help="Manage the landmark catalog.")
 ops_cli = AppGroup("ops", help="Operations: sweep stuck recognitions, purge old uploads, stats.")
 models_cli = AppGroup("models", help="Model versions: list, retrain, register a bundle, activate.")
 
 
+class CatalogInvalid(ValueError):
+    """Entries that break the editors' rules (``problems``: one line per entry); nothing was imported."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 def upsert_landmarks(entries: list[dict]) -> tuple[int, int]:
-    """Insert new slugs, update existing ones; returns (created, updated)."""
+    """Insert new slugs, update existing ones, all or nothing; returns (created, updated).
+
+    Each entry is a whole landmark, checked by ``validate_landmark`` like the editors' form (an optional
+    field left out becomes empty); CatalogInvalid names every bad entry and field.
+    """
     existing = {lm.slug: lm for lm in db.session.scalars(db.select(Landmark))}
+    problems, seen = [], set()
     created = updated = 0
-    for entry in entries:
-        values = {field: entry.get(field) for field in FIELDS}
-        values["class_key"] = values["class_key"] or None
-        landmark = existing.get(entry["slug"])
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            problems.append(f"entry {number}: not a JSON object")
+            continue
+        slug = entry.get("slug") if isinstance(entry.get("slug"), str) else None  # else validation says why
+        name = f"entry {number} ({slug})" if slug else f"entry {number}"
+        if slug and slug in seen:
+            problems.append(f"{name}: slug: appears more than once in the file")
+            continue
+        seen.add(slug)
+        landmark = existing.get(slug)
+        try:
+            # every field given, so each is checked also when the slug exists; messages in the default
+            # language (no request, no visitor's language to follow)
+            with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+                values = validate_landmark({field: None for field in FIELDS} | entry, landmark)
+        except LandmarkInvalid as err:
+            problems.append(f"{name}: {err}")
+            continue
         if landmark is None:
-            db.session.add(Landmark(slug=entry["slug"], **values))
+            db.session.add(Landmark(**values))
             created += 1
         elif any(getattr(landmark, field) != value for field, value in values.items()):
             for field, value in values.items():
                 setattr(landmark, field, value)
             updated += 1
+    if problems:
+        db.session.rollback()
+        raise CatalogInvalid(problems)
     db.session.commit()
     return created, updated
 
@@ -40,14 +71,19 @@ def upsert_landmarks(entries: list[dict]) -> tuple[int, int]:
 @landmarks_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(file: Path) -> None:
-    """Load landmarks from a JSON list (fields: slug, class_key, name_vi, name_en, ...)."""
-    entries = json.loads(file.read_text(encoding="utf-8"))
+    """Load landmarks from a JSON list (fields: slug, class_key, name_vi, name_en, ...), all or nothing."""
+    try:
+        entries = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise click.ClickException(f"{file} is not valid JSON: {err}") from None
     if isinstance(entries, dict):  # {"landmarks": [...]} is accepted too
-        entries = entries["landmarks"]
-    missing = [e.get("slug", "?") for e in entries if any(e.get(f) in (None, "") for f in REQUIRED)]
-    if missing:
-        raise click.ClickException(f"entries missing slug/names/coordinates: {', '.join(missing)}")
-    created, updated = upsert_landmarks(entries)
+        entries = entries.get("landmarks")
+    if not isinstance(entries, list):
+        raise click.ClickException(f"{file} must hold a list of landmarks")
+    try:
+        created, updated = upsert_landmarks(entries)
+    except CatalogInvalid as err:
+        raise click.ClickException(f"nothing imported; fix these entries:\n{err}") from None
     unchanged = len(entries) - created - updated
     click.echo(f"{len(entries)} landmarks: {created} created, {updated} updated, {unchanged} unchanged")
 

@@ -1,13 +1,24 @@
-"""The landmark catalog: search with all pins on one map, and one page per landmark."""
+"""The landmark catalog: search with all pins on one map, one page per landmark, and what the recogniser knows."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, url_for
+import json
+from functools import lru_cache
+from pathlib import Path
 
+from flask import Blueprint, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from webapp import model_versions
 from webapp.extensions import db
 from webapp.i18n import current_language
-from webapp.models import Landmark, fold
+from webapp.models import Landmark, ReferencePhoto, fold
 
 bp = Blueprint("catalog", __name__, url_prefix="/landmarks")
+
+# what the recogniser makes of a landmark: trained on it, learnt it from editors' photos, or neither
+RECOGNISED, LEARNT, UNKNOWN = "recognised", "learnt", "unknown"
+STATUS_LABELS = {RECOGNISED: _l("Recognised"), LEARNT: _l("Learnt from photos"), UNKNOWN: _l("Not recognised yet")}
+FILTERS = {"all": _l("All"), "recognised": _l("Recognised"), "not-yet": _l("Not yet")}  # ?status=
 
 
 def search_landmarks(query: str) -> list[Landmark]:
@@ -25,14 +36,66 @@ def pins(landmarks: list[Landmark]) -> list[dict]:
     ]
 
 
+def served_model() -> tuple[str | None, frozenset[str]]:
+    """The version and class keys of the model the workers serve: the active version's bundle, else
+    MODEL_BUNDLE (or the shipped one)."""
+    version = model_versions.active_version()
+    folder = model_versions.bundle_path(version)
+    bundle_version, labels = _read_bundle(str(folder), _stamp(folder)) if folder else (None, frozenset())
+    if version is None:
+        return bundle_version, labels
+    return version.version, labels or frozenset(version.classes or [])  # its record, should its files be unreadable
+
+
+def _stamp(folder: Path) -> tuple[int, ...]:
+    """Changes when the bundle's files are rewritten, so a bundle rebuilt in place is read again."""
+    try:
+        return tuple((folder / name).stat().st_mtime_ns for name in ("labels.json", "bundle.json"))
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=16)
+def _read_bundle(folder: str, stamp: tuple[int, ...]) -> tuple[str | None, frozenset[str]]:
+    """(version, class keys) from bundle.json and labels.json, with plain json: the web never loads a model.
+    Cached per folder and ``stamp``."""
+    try:
+        meta = json.loads((Path(folder) / "bundle.json").read_text(encoding="utf-8"))
+        labels = json.loads((Path(folder) / "labels.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, frozenset()
+    if not isinstance(meta, dict) or not isinstance(labels, list):
+        return None, frozenset()
+    return meta.get("version"), frozenset(key for key in labels if isinstance(key, str))
+
+
+def recogniser_status(landmarks: list[Landmark]) -> dict[int, str]:
+    """Landmark id → RECOGNISED, LEARNT (reference photos embedded by the served model) or UNKNOWN."""
+    version, labels = served_model()
+    learnt = set(db.session.scalars(
+        db.select(ReferencePhoto.landmark_id).distinct()
+        .where(ReferencePhoto.embedding_version == version, ReferencePhoto.embedding.is_not(None))
+    )) if version else set()
+    return {lm.id: RECOGNISED if lm.class_key in labels else LEARNT if lm.id in learnt else UNKNOWN
+            for lm in landmarks}
+
+
 @bp.get("")
 def index():
     query = request.args.get("q", "").strip()
-    landmarks = search_landmarks(query)
-    return render_template("landmarks.html", landmarks=landmarks, query=query, pins=pins(landmarks))
+    shown = request.args.get("status", "all")
+    shown = shown if shown in FILTERS else "all"
+    found = search_landmarks(query)
+    status = recogniser_status(found)
+    known = sum(1 for lm in found if status[lm.id] != UNKNOWN)
+    landmarks = [lm for lm in found if shown == "all" or (status[lm.id] != UNKNOWN) == (shown == "recognised")]
+    return render_template("landmarks.html", landmarks=landmarks, query=query, pins=pins(landmarks), status=status,
+                           status_labels=STATUS_LABELS, filters=FILTERS, shown=shown, known=known, found=len(found))
 
 
 @bp.get("/<slug>")
 def detail(slug: str):
     landmark = db.first_or_404(db.select(Landmark).filter_by(slug=slug))
-    return render_template("landmark.html", landmark=landmark, pins=pins([landmark]))
+    status = recogniser_status([landmark])[landmark.id]
+    return render_template("landmark.html", landmark=landmark, pins=pins([landmark]),
+                           status_label=STATUS_LABELS[status])
