@@ -40,6 +40,9 @@ class Landmark(db.Model):
     description_vi = db.Column(db.Text, nullable=False, default="")
     description_en = db.Column(db.Text, nullable=False, default="")
     search_text = db.Column(db.Text, nullable=False, default="")  # folded names + province
+    # the photo that represents it on public pages (an editor's choice; unset: webapp.references.cover_photos)
+    cover_photo_id = db.Column(db.Integer, db.ForeignKey("reference_photo.id", ondelete="SET NULL", use_alter=True),
+                               nullable=True)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -66,10 +69,13 @@ class Recognition(db.Model):
     sha256 = db.Column(db.String(64), nullable=False, index=True)
     image_format = db.Column(db.String(16), nullable=False)
     status = db.Column(db.String(16), nullable=False, default="queued", index=True)
-    label = db.Column(db.String(80), nullable=True)  # the model's class key; None: not a known landmark
+    label = db.Column(db.String(80), nullable=True)  # the best candidate (sure or maybe); None: not a known landmark
     landmark_id = db.Column(db.Integer, db.ForeignKey("landmark.id", ondelete="SET NULL"), nullable=True)
     confidence = db.Column(db.Float, nullable=True)
     top5 = db.Column(db.JSON, nullable=True)  # [[class_key, probability], ...], best first
+    tier = db.Column(db.String(16), nullable=True)  # "sure", "maybe", "unknown" (ml.tiers); None: not done, or older
+    suggestions = db.Column(db.JSON, nullable=True)  # landmark keys: the candidates (maybe) or the closest (unknown)
+    places = db.Column(db.JSON, nullable=True)  # [[landmark key, similarity], ...]: places that look like this
     model_version = db.Column(db.String(80), nullable=True)
     matched_by = db.Column(db.String(16), nullable=True)  # "classifier" or "reference" (few-shot enrolment)
     batch_size = db.Column(db.Integer, nullable=True)  # how many images the worker ran in the same batch
@@ -214,7 +220,8 @@ class ReferencePhoto(db.Model):
     error = db.Column(db.Text, nullable=True)  # why no embedding could be computed
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
-    landmark = db.relationship(Landmark, backref=db.backref("reference_photos", passive_deletes=True))
+    landmark = db.relationship(Landmark, foreign_keys=[landmark_id],
+                               backref=db.backref("reference_photos", passive_deletes=True))
 
 
 class ModelVersion(db.Model):
