@@ -65,7 +65,7 @@ class Prepared:
 
 @dataclass
 class Outcome:
-    label: str | None  # landmark key: a class key or an enrolled landmark's slug; None: not a known landmark
+    label: str | None  # landmark key (class key or enrolled slug) of a sure or maybe answer; None: unknown
     score: float
     top5: list
     matched_by: str  # "classifier" or "reference"
@@ -73,6 +73,9 @@ class Outcome:
     version: str
     batch_size: int
     model_ms: float  # the batch's model time
+    tier: str  # ml.tiers: "sure", "maybe" or "unknown"
+    suggestions: list[str]  # the candidates (maybe) or the closest landmarks (unknown)
+    places: list  # [[landmark key, similarity], ...] that look like the photo (maybe and unknown only)
 
 
 class Engine:
@@ -81,9 +84,11 @@ class Engine:
         self.check_every = float(app.config["MODEL_CHECK_S"])
         self.predictor = None
         self.bundle_dir: str | None = None
-        self.index = None
+        self.references = None  # ml.fewshot.ReferenceIndex: the bundle's trained references + the enrolled photos
+        self.enrolled = False  # whether any enrolled landmark is in it (only then can a reference match win)
         self.index_stamp = None
         self.rule = None
+        self.places_rule = None
         self.trained_references: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), np.float32))
         self.landmark_ids: dict[str, int] = {}
         self.checked_at = 0.0
@@ -116,7 +121,8 @@ class Engine:
 
         with self.app.app_context():
             self.refresh()
-        predictor, index, rule = self.predictor, self.index, self.rule
+        predictor, references, rule, places_rule = self.predictor, self.references, self.rule, self.places_rule
+        index = references if self.enrolled else None  # few-shot matching
         arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
         batch = np.concatenate(arrays)
         started = time.perf_counter()
@@ -131,8 +137,27 @@ class Engine:
         model_ms = (time.perf_counter() - started) * 1000
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
         decisions = decide_all(predictions, index, rule, predictor.labels, signatures)
+        unsure = [i for i, (item, d) in enumerate(zip(items, decisions)) if d.tier != "sure" and not item.reference]
+        places = dict(zip(unsure, self._places(references, places_rule, signatures[unsure],
+                                               [decisions[i] for i in unsure])))
         return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
-                        predictor.version, len(items), model_ms) for d, sig in zip(decisions, signatures)]
+                        predictor.version, len(items), model_ms, d.tier, list(d.suggestions), places.get(i, []))
+                for i, (d, sig) in enumerate(zip(decisions, signatures))]
+
+    def _places(self, references, places_rule, signatures: np.ndarray, decisions: list) -> list[list]:
+        """"Places that look like this" (``ml.places``) of unsure photos: catalog landmarks only, without
+        the candidates a maybe answer already names."""
+        from ml.places import similar_places
+
+        if references is None or places_rule is None or not len(signatures):
+            return [[] for _ in decisions]
+        scores = references.scores(signatures)  # one matrix product for the batch
+        elsewhere = tuple(key for key in references.keys if self.landmark_id(key) is None)  # not in the catalog
+        found = []
+        for row, decision in zip(scores, decisions):
+            named = tuple(decision.suggestions) if decision.tier == "maybe" else ()
+            found.append([[key, sim] for key, sim in similar_places(row, references.keys, places_rule, elsewhere + named)])
+        return found
 
     # -- what to serve --------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
@@ -158,6 +183,7 @@ class Engine:
 
     def _follow_active_version(self) -> None:
         from ml.fewshot import FewShotRule, load_references
+        from ml.places import PlacesRule
 
         try:
             row = db.session.execute(db.select(ModelVersion.bundle_dir)
@@ -178,7 +204,9 @@ class Engine:
         self.predictor, self.bundle_dir = predictor, target
         self.rule = FewShotRule.from_bundle(predictor.info.extra)
         self.trained_references = load_references(predictor.info.path)  # the bundle's own landmarks
-        self.index, self.index_stamp = None, None
+        # places are found among every landmark's references: none when the bundle has none of its own
+        self.places_rule = PlacesRule.from_bundle(predictor.info.extra) if len(self.trained_references[1]) else None
+        self.references, self.enrolled, self.index_stamp = None, False, None
 
     def _follow_catalog(self) -> None:
         """Class keys and enrolled slugs → landmark ids, so a result needs no catalog query."""
@@ -213,8 +241,9 @@ class Engine:
             vector = np.frombuffer(emb, np.float32)
             if size is None or len(vector) == size:  # a signature of an older format cannot be compared: skipped
                 vectors.append(vector), keys.append(key)
-        self.index = (ReferenceIndex(keys + trained_keys, np.stack(vectors + list(trained_vectors)), self.rule.k)
-                      if vectors else None)
+        self.references = (ReferenceIndex(keys + trained_keys, np.stack(vectors + list(trained_vectors)), self.rule.k)
+                           if vectors or len(trained_vectors) else None)
+        self.enrolled = bool(vectors)
         self.index_stamp = stamp
         log.info("reference index: %d photos of %d enrolled landmarks for model %s", len(rows), len(set(enrolled)),
                  self.version)

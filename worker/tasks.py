@@ -82,6 +82,9 @@ def run_recognition(recognition_id: str) -> str | None:
         recognition_id,
         "done",
         label=outcome.label,
+        tier=outcome.tier,
+        suggestions=outcome.suggestions,
+        places=outcome.places,
         confidence=outcome.score,
         top5=outcome.top5,
         matched_by=outcome.matched_by,
@@ -98,8 +101,8 @@ def finish(recognition_id: str, status: str, **values) -> str | None:
     if not get_recorder().finish(recognition_id, status, **values):
         log.info("recognition %s already finished; this run's result is dropped", recognition_id)
         return current_status(recognition_id)
-    log.info("recognition %s %s: label=%s confidence=%s", recognition_id, status, values.get("label"),
-             values.get("confidence"))
+    log.info("recognition %s %s: %s label=%s confidence=%s", recognition_id, status, values.get("tier"),
+             values.get("label"), values.get("confidence"))
     return status
 
 

@@ -50,6 +50,8 @@ def test_recognizes_a_photo_once(app, client, catalog_all):
         assert rec.status == "done" and rec.error is None
         assert len(rec.top5) == 5 and rec.top5[0][1] >= rec.top5[-1][1]
         assert rec.model_version and rec.inference_ms > 0 and rec.decode_ms > 0
+        assert rec.tier in ("sure", "maybe", "unknown") and (rec.label is None) == (rec.tier == "unknown")
+        assert rec.places == [] if rec.tier == "sure" else isinstance(rec.places, list)
         if class_key:  # a real photo: the shipped model knows it
             assert rec.label == class_key
             assert rec.landmark.class_key == class_key
