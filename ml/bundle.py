@@ -78,7 +78,9 @@ def write_meta(path: Path, meta: dict) -> str:
     digest = hashlib.sha256()
     for name in ("model.tflite", "labels.json"):
         digest.update((path / name).read_bytes())
-    digest.update(json.dumps({k: meta[k] for k in ("preprocess", "rejection")}, sort_keys=True).encode())
+    # every setting that changes an answer (tiers and places only where present: older ids stay as they were)
+    decisive = {k: meta[k] for k in ("preprocess", "rejection", "tiers", "places") if k in meta}
+    digest.update(json.dumps(decisive, sort_keys=True).encode())
     meta = dict(meta, version=f"{meta.get('name', meta['arch'])}-{digest.hexdigest()[:10]}")
     (path / "bundle.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
     return meta["version"]
