@@ -128,8 +128,9 @@ def run_in_threads(task, items) -> list:
     return threads
 
 
-def finished_recognition(label: str | None, top5: list, status: str = "done", error: str | None = None):
-    """A recognition row as the worker leaves it (for page and API tests that need no worker)."""
+def finished_recognition(label: str | None, top5: list, status: str = "done", error: str | None = None, **values):
+    """A recognition row as the worker leaves it (for page and API tests that need no worker); ``values``:
+    more columns (tier, suggestions, places ...)."""
     from webapp.extensions import db
     from webapp.models import Landmark, Recognition, utcnow
 
@@ -138,6 +139,7 @@ def finished_recognition(label: str | None, top5: list, status: str = "done", er
         confidence=top5[0][1] if top5 else None, top5=top5, model_version="vn20-test-1", error=error,
         finished_at=utcnow(),
         landmark=db.session.scalars(db.select(Landmark).filter_by(class_key=label)).first() if label else None,
+        **values,
     )
     db.session.add(rec)
     db.session.commit()

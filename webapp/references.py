@@ -19,6 +19,9 @@ from webapp.models import Landmark, Recognition, ReferencePhoto, User
 from webapp.uploads import SHOWN_SIDE, UploadError, decode_upload, original_path, read_image
 
 EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
+# Photos that may represent a landmark on public pages: an editor's, not a visitor's correction (the visitor
+# agreed to its use for improving recognition, not to its publication).
+COVER_SOURCES = ("editor",)
 
 
 def reference_dir() -> Path:
@@ -66,6 +69,31 @@ def remove_reference_photo(photo: ReferencePhoto) -> None:
     reference_path(photo).unlink(missing_ok=True)
     reference_display_path(photo).unlink(missing_ok=True)
     db.session.delete(photo)
+    db.session.commit()
+
+
+def cover_photos(landmarks: list[Landmark]) -> dict[int, ReferencePhoto]:
+    """Landmark id → the photo that represents it: the one an editor chose, else its first editor-added
+    reference photo; landmarks without one are left out."""
+    if not landmarks:
+        return {}
+    chosen = {lm.cover_photo_id for lm in landmarks if lm.cover_photo_id}
+    photos = db.session.scalars(
+        db.select(ReferencePhoto)
+        .where(ReferencePhoto.landmark_id.in_([lm.id for lm in landmarks]),
+               db.or_(ReferencePhoto.id.in_(chosen), ReferencePhoto.source.in_(COVER_SOURCES)))
+        .order_by(ReferencePhoto.id)).all()
+    covers = {photo.landmark_id: photo for photo in photos if photo.id in chosen}
+    for photo in photos:
+        covers.setdefault(photo.landmark_id, photo)
+    return covers
+
+
+def set_cover_photo(landmark: Landmark, photo: ReferencePhoto) -> None:
+    """Make ``photo`` (one of the landmark's, added by an editor) the landmark's representative photo."""
+    if photo.landmark_id != landmark.id or photo.source not in COVER_SOURCES:
+        raise ValueError("only an editor's reference photo of this landmark can represent it")
+    landmark.cover_photo_id = photo.id
     db.session.commit()
 
 

@@ -1,6 +1,7 @@
 """The JSON shapes of landmarks and recognitions, used by the API and the pages alike."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import url_for
@@ -8,6 +9,7 @@ from flask import url_for
 from webapp.editing import embedding_state
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto
+from webapp.references import cover_photos
 
 
 def landmark_json(landmark: Landmark) -> dict:
@@ -22,12 +24,22 @@ def landmark_json(landmark: Landmark) -> dict:
     }
 
 
+def landmarks_by_key(keys: list[str]) -> dict[str, Landmark]:
+    """The catalog landmarks of model keys: a class key, or an enrolled landmark's slug (a class key wins)."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    found = db.session.scalars(db.select(Landmark).where(
+        db.or_(Landmark.class_key.in_(keys), Landmark.slug.in_(keys)))).all()
+    by_key = {lm.slug: lm for lm in found if lm.slug in keys}
+    by_key.update({lm.class_key: lm for lm in found if lm.class_key in keys})
+    return by_key
+
+
 def alternatives(rec: Recognition) -> list[tuple[str, float, Landmark | None]]:
     """The model's top-5 as (class_key, confidence, catalog landmark or None), best first."""
     top5 = rec.top5 or []
-    keys = [key for key, _ in top5]
-    found = db.session.scalars(db.select(Landmark).where(Landmark.class_key.in_(keys))).all() if keys else []
-    by_key = {lm.class_key: lm for lm in found}
+    by_key = landmarks_by_key([key for key, _ in top5])
     return [(key, float(prob), by_key.get(key)) for key, prob in top5]
 
 
@@ -35,11 +47,77 @@ def display_name(class_key: str) -> str:
     return class_key.replace("_", " ")
 
 
+@dataclass
+class Suggestion:
+    key: str  # the model's key (class key or enrolled slug)
+    landmark: Landmark | None  # None: not in the catalog
+    probability: float | None  # the classifier's, when the key is in its top-5
+
+
+@dataclass
+class Place:
+    landmark: Landmark
+    similarity: float
+    photo: ReferencePhoto | None  # its representative photo
+
+
+@dataclass
+class Answer:
+    """How sure a finished recognition is, and what it suggests (pages and API alike)."""
+
+    tier: str | None  # "sure", "maybe", "unknown"; None until done
+    landmark: Landmark | None = None  # a sure answer's landmark only
+    suggestions: list[Suggestion] = field(default_factory=list)  # maybe: the candidates; unknown: the closest
+    places: list[Place] = field(default_factory=list)  # places that look like this (maybe and unknown)
+
+
+def answer(rec: Recognition) -> Answer:
+    if rec.status != "done":
+        return Answer(None)
+    top5 = rec.top5 or []
+    tier = rec.tier or ("sure" if rec.label else "unknown")  # a result from before tiers
+    if tier == "sure":
+        return Answer(tier, rec.landmark)
+    keys = rec.suggestions if rec.suggestions is not None else [key for key, _ in top5[:3]]
+    places = [(key, similarity) for key, similarity in rec.places or []]
+    found = landmarks_by_key(keys + [key for key, _ in places])
+    probability = {key: float(prob) for key, prob in top5}
+    in_catalog = [(found[key], similarity) for key, similarity in places if key in found]  # removed since: left out
+    covers = cover_photos([lm for lm, _ in in_catalog])
+    return Answer(tier, None, [Suggestion(key, found.get(key), probability.get(key)) for key in keys],
+                  [Place(lm, float(similarity), covers.get(lm.id)) for lm, similarity in in_catalog])
+
+
+def landmark_url(landmark: Landmark | None) -> str | None:
+    return url_for("catalog.detail", slug=landmark.slug) if landmark else None
+
+
+def cover_url(photo: ReferencePhoto | None) -> str | None:
+    return url_for("pages.landmark_photo", photo_id=photo.id) if photo else None
+
+
+def suggestion_json(s: Suggestion) -> dict:
+    lm = s.landmark
+    return {"key": s.key, "slug": lm.slug if lm else None, "name_vi": lm.name_vi if lm else display_name(s.key),
+            "name_en": lm.name_en if lm else display_name(s.key), "probability": s.probability,
+            "url": landmark_url(lm)}
+
+
+def place_json(p: Place) -> dict:
+    lm = p.landmark
+    return {"slug": lm.slug, "name_vi": lm.name_vi, "name_en": lm.name_en, "province": lm.province,
+            "similarity": p.similarity, "url": landmark_url(lm), "photo_url": cover_url(p.photo)}
+
+
 def recognition_json(rec: Recognition) -> dict:
+    found = answer(rec)
     return {
         "id": rec.id,
         "status": rec.status,
-        "landmark": landmark_json(rec.landmark) if rec.landmark else None,
+        "tier": found.tier,
+        "landmark": landmark_json(found.landmark) if found.landmark else None,
+        "suggestions": [suggestion_json(s) for s in found.suggestions],
+        "places": [place_json(p) for p in found.places],
         "confidence": rec.confidence,
         "alternatives": [
             {

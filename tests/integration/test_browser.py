@@ -1,4 +1,5 @@
-"""One real browser: open the home page, upload a photo, see the landmark's name on the result page."""
+"""One real browser: open the home page, upload a photo, see the landmark's name on the result page; then a
+"maybe" result page with places that look like the photo."""
 import threading
 from pathlib import Path
 
@@ -42,16 +43,49 @@ def test_upload_a_photo_and_see_the_landmark(embedded_stack, live_url, tmp_path)
         page.set_input_files("#image", str(photo))
         page.click("button[type=submit]")
         page.wait_for_url("**/r/*")
-        name = page.locator("#landmark-name")
-        expect(name).to_be_visible(timeout=240_000)  # the polling script reloads when the worker is done
-        if class_key:
-            expect(name).to_have_text(_english_name(embedded_stack, class_key))
+        verdict = page.locator(".verdict h1")
+        expect(verdict).to_be_visible(timeout=240_000)  # the polling script reloads when the worker is done
+        if class_key:  # "This is X", or "It might be X" when the model is not sure
+            expect(verdict).to_contain_text(_english_name(embedded_stack, class_key))
         page.screenshot(path=str(tmp_path / "result.png"), full_page=True)
+        page.goto(live_url + f"/r/{_maybe_result(embedded_stack, page.url.rsplit('/r/', 1)[1])}")
+        first, second = (_english_name(embedded_stack, key) for key in ("Vinh_Ha_Long", "Trang_An"))
+        expect(page.locator("h1.tentative")).to_have_text(f"It might be {first} (or {second})")
+        expect(page.locator(".landmark-name")).to_have_count(0)
+        cards = page.locator(".place-card")
+        expect(cards).to_have_count(3)
+        expect(cards.first).to_contain_text(_english_name(embedded_stack, "Pho_Co_Hoi_An"))
+        expect(cards.first.locator("img")).to_have_js_property("complete", True)
+        assert cards.first.locator("img").evaluate("img => img.naturalWidth") > 0  # the landmark's photo loads
+        expect(page.locator(".place-card .no-photo")).to_have_count(2)  # the others: a placeholder
+        page.screenshot(path=str(tmp_path / "maybe.png"), full_page=True)
         page.goto(live_url + "/landmarks")  # the map page: Leaflet and the SVG fallback under the CSP
         expect(page.locator(".vn-map").first).to_be_visible()
         browser.close()
     violations = [text for text in console if "Content Security Policy" in text or "Refused to" in text]
     assert not violations, violations
+
+
+def _maybe_result(stack, shown_id: str) -> str:
+    """A "maybe" result of the photo just shown, with places that look like it (one with a photo): its id."""
+    import io
+
+    from werkzeug.datastructures import FileStorage
+
+    from factories import finished_recognition, jpeg_bytes
+    from webapp.extensions import db
+    from webapp.models import Landmark, Recognition
+    from webapp.references import add_reference_photos
+
+    with stack.app.app_context():
+        hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()
+        add_reference_photos(hoi_an, [FileStorage(io.BytesIO(jpeg_bytes()), filename="hoi-an.jpg")], None)
+        top5 = [["Vinh_Ha_Long", 0.41], ["Trang_An", 0.33], ["Cau_Vang", 0.1]]
+        rec_id = finished_recognition("Vinh_Ha_Long", top5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
+                                      places=[["pho-co-hoi-an", 0.71], ["Cau_Vang", 0.66], ["Ho_Hoan_Kiem", 0.6]])
+        db.session.get(Recognition, rec_id).stored_name = db.session.get(Recognition, shown_id).stored_name
+        db.session.commit()
+        return rec_id
 
 
 def _english_name(stack, class_key: str) -> str:

@@ -13,9 +13,11 @@ def recognise_photos(stack) -> None:
         assert body["status"] == "done", body
         assert body["model_version"] and 0 < body["confidence"] <= 1
         assert len(body["alternatives"]) == 5
-        if class_key:  # a real photo of a trained landmark: its catalog entry is stored with the result
-            assert body["landmark"]["class_key"] == class_key
-            assert body["landmark"]["slug"] and body["landmark"]["name_vi"]
+        if class_key:  # a real photo of a trained landmark: named with its catalog entry (sure, or a maybe)
+            assert body["tier"] in ("sure", "maybe"), body
+            named = body["landmark"] if body["tier"] == "sure" else body["suggestions"][0]
+            assert named["slug"] and named["name_vi"]
+            assert (named["class_key"] if body["tier"] == "sure" else named["key"]) == class_key
 
 
 def test_embedded_broker_and_sqlite(embedded_stack):

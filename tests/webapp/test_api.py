@@ -12,9 +12,9 @@ def test_done_recognition_has_landmark_and_alternatives(app, client, catalog):
     with app.app_context():
         rec_id = finished_recognition("Vinh_Ha_Long", TOP5)
     body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
-    assert set(body) == {"id", "status", "landmark", "confidence", "alternatives", "model_version", "matched_by",
-                         "created_at", "finished_at", "error", "feedback"}
-    assert body["status"] == "done"
+    assert set(body) == {"id", "status", "tier", "landmark", "suggestions", "places", "confidence", "alternatives",
+                         "model_version", "matched_by", "created_at", "finished_at", "error", "feedback"}
+    assert (body["status"], body["tier"], body["suggestions"], body["places"]) == ("done", "sure", [], [])
     assert body["landmark"] == {"slug": "vinh-ha-long", "class_key": "Vinh_Ha_Long", "name_vi": "Vịnh Hạ Long",
                                 "name_en": "Ha Long Bay", "province": "Quảng Ninh", "lat": 20.9101, "lon": 107.1839}
     assert body["confidence"] == 0.91
@@ -34,6 +34,70 @@ def test_not_a_known_landmark_has_null_landmark_and_guesses(app, client, catalog
     body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
     assert body["landmark"] is None
     assert [a["slug"] for a in body["alternatives"]] == ["ho-hoan-kiem", "vinh-ha-long"]
+
+
+def test_a_sure_answer_names_its_landmark(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[])
+    body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
+    assert (body["tier"], body["landmark"]["slug"], body["suggestions"], body["places"]) == ("sure", "vinh-ha-long", [], [])
+
+
+def add_photo(app, slug: str) -> int:
+    from werkzeug.datastructures import FileStorage
+
+    from webapp.extensions import db
+    from webapp.models import Landmark
+    from webapp.references import add_reference_photos
+
+    with app.app_context():
+        landmark = db.session.scalars(db.select(Landmark).filter_by(slug=slug)).one()
+        return add_reference_photos(landmark, [FileStorage(io.BytesIO(jpeg_bytes()), filename="p.jpg")], None)[0].id
+
+
+def test_a_maybe_answer_has_no_landmark_but_its_candidates_and_places_like_it(app, client, catalog):
+    photo_id = add_photo(app, "pho-co-hoi-an")
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
+                                      places=[["pho-co-hoi-an", 0.71], ["Ho_Hoan_Kiem", 0.64], ["gone", 0.6]])
+    body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
+    assert (body["tier"], body["landmark"]) == ("maybe", None)
+    assert body["suggestions"] == [
+        {"key": "Vinh_Ha_Long", "slug": "vinh-ha-long", "name_vi": "Vịnh Hạ Long", "name_en": "Ha Long Bay",
+         "probability": 0.91, "url": "/landmarks/vinh-ha-long"},
+        {"key": "Trang_An", "slug": None, "name_vi": "Trang An", "name_en": "Trang An",  # not in this catalog
+         "probability": 0.05, "url": None}]
+    # a place whose landmark left the catalog since is left out
+    assert body["places"] == [
+        {"slug": "pho-co-hoi-an", "name_vi": "Phố cổ Hội An", "name_en": "Hoi An Ancient Town", "province": "Quảng Nam",
+         "similarity": 0.71, "url": "/landmarks/pho-co-hoi-an", "photo_url": f"/landmark-photos/{photo_id}"},
+        {"slug": "ho-hoan-kiem", "name_vi": "Hồ Hoàn Kiếm", "name_en": "Hoan Kiem Lake", "province": "Hà Nội",
+         "similarity": 0.64, "url": "/landmarks/ho-hoan-kiem", "photo_url": None}]
+    photo = client.get(body["places"][0]["photo_url"])
+    assert photo.status_code == 200 and photo.mimetype == "image/jpeg" and photo.data[:2] == b"\xff\xd8"
+    assert [a["class_key"] for a in body["alternatives"]] == [k for k, _ in TOP5]  # the raw ranking, unchanged
+
+
+def test_an_unknown_answer_gives_the_closest_landmarks(app, client, catalog):
+    top5 = [["Ho_Hoan_Kiem", 0.12], ["Trang_An", 0.1], ["Vinh_Ha_Long", 0.08], ["Cau_Vang", 0.05]]
+    with app.app_context():
+        rec_id = finished_recognition(None, top5, tier="unknown", suggestions=["Ho_Hoan_Kiem", "Trang_An", "Vinh_Ha_Long"],
+                                      places=[])
+        old_id = finished_recognition(None, top5)  # a result from before tiers: its top three
+    body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
+    assert (body["tier"], body["landmark"], body["places"]) == ("unknown", None, [])
+    assert [(s["key"], s["slug"], s["probability"]) for s in body["suggestions"]] == [
+        ("Ho_Hoan_Kiem", "ho-hoan-kiem", 0.12), ("Trang_An", None, 0.1), ("Vinh_Ha_Long", "vinh-ha-long", 0.08)]
+    old = client.get(f"/api/v1/recognitions/{old_id}").get_json()
+    assert (old["tier"], old["suggestions"]) == ("unknown", body["suggestions"])
+
+
+def test_a_recognition_still_running_has_no_tier_yet(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition(None, [], status="running")
+    body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
+    assert (body["status"], body["tier"], body["landmark"], body["suggestions"], body["places"]) == (
+        "running", None, None, [], [])
 
 
 def test_failed_recognition_reports_its_error(app, client):

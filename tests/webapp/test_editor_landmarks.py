@@ -65,6 +65,7 @@ def page_routes(photo_id: int) -> list[tuple[str, str]]:
         ("GET", f"{base}/edit"), ("POST", f"{base}/edit"), ("GET", f"{base}/delete"), ("POST", f"{base}/delete"),
         ("GET", f"{base}/photos"), ("POST", f"{base}/photos"),
         ("GET", f"{base}/photos/{photo_id}/remove"), ("POST", f"{base}/photos/{photo_id}/remove"),
+        ("POST", f"{base}/photos/{photo_id}/cover"),
         ("GET", f"/editor/photos/{photo_id}"),
     ]
 
@@ -302,6 +303,50 @@ def test_remove_a_photo_after_confirming(app, editor):
     assert editor.post(path).status_code == 404
 
 
+def cover_of(app, slug: str = SLUG) -> int | None:
+    return landmark(app, slug).cover_photo_id
+
+
+def shown_photo(client, slug: str = SLUG) -> str | None:
+    """The representative photo's URL on the public landmark page, or None."""
+    found = re.search(r'<figure class="cover"><img src="([^"]+)"', client.get(f"/landmarks/{slug}").get_data(as_text=True))
+    return found.group(1) if found else None
+
+
+def test_an_editor_chooses_the_photo_that_represents_the_landmark(app, editor, client):
+    from webapp.extensions import db
+    from webapp.models import ReferencePhoto
+
+    first, second, visitors = add_photos(app, 3)
+    with app.app_context():  # a visitor's accepted correction: given to improve recognition, not to be shown
+        db.session.get(ReferencePhoto, visitors).source = "correction"
+        db.session.commit()
+    assert shown_photo(client) == f"/landmark-photos/{first}"  # by default: the first photo an editor added
+    assert client.get(f"/landmark-photos/{first}").status_code == 200
+    assert [client.get(f"/landmark-photos/{p}").status_code for p in (second, visitors)] == [404, 404]
+    html = editor.get(f"/editor/landmarks/{SLUG}/photos").get_data(as_text=True)
+    assert html.count("Use as the landmark's photo") == 1 and f"/photos/{second}/cover" in html
+    assert f"/photos/{visitors}/cover" not in html and "The landmark's photo" in html
+
+    assert client.post(f"/editor/landmarks/{SLUG}/photos/{second}/cover").status_code == 302  # anonymous: sign in
+    assert cover_of(app) is None
+    response = editor.post(f"/editor/landmarks/{SLUG}/photos/{second}/cover")
+    assert response.status_code == 303 and cover_of(app) == second
+    assert "now represents Ha Long Bay" in editor.get(response.headers["Location"]).get_data(as_text=True)
+    assert shown_photo(client) == f"/landmark-photos/{second}"
+    assert [client.get(f"/landmark-photos/{p}").status_code for p in (first, second)] == [404, 200]
+
+    assert editor.post(f"/editor/landmarks/{SLUG}/photos/{visitors}/cover").status_code == 400
+    other = add_photos(app, 1, slug="ho-hoan-kiem")[0]
+    assert editor.post(f"/editor/landmarks/{SLUG}/photos/{other}/cover").status_code == 404  # not this landmark's
+    assert cover_of(app) == second and cover_of(app, "ho-hoan-kiem") is None
+
+    assert editor.post(f"/editor/landmarks/{SLUG}/photos/{second}/remove").status_code == 303
+    assert cover_of(app) is None and shown_photo(client) == f"/landmark-photos/{first}"  # back to the default
+    assert editor.post(f"/editor/landmarks/{SLUG}/photos/{first}/remove").status_code == 303
+    assert shown_photo(client) is None  # only the visitor's photo is left: none is shown
+
+
 def test_a_photo_is_reached_only_through_its_own_landmark(app, editor):
     photo_id = add_photos(app, 1, slug="ho-hoan-kiem")[0]
     assert editor.get(f"/editor/landmarks/{SLUG}/photos/{photo_id}/remove").status_code == 404
@@ -366,3 +411,11 @@ def test_editor_forms_work_with_their_token(csrf_editor):
     response = client.post("/editor/landmarks/chua-mot-cot/photos",
                            data={"csrf_token": token, "photos": [(io.BytesIO(jpeg_bytes()), "a.jpg")]})
     assert response.status_code == 303 and len(photo_rows(app)) == 1
+    html = client.get("/editor/landmarks/chua-mot-cot/photos").get_data(as_text=True)
+    cover = re.search(r'action="(/editor/landmarks/chua-mot-cot/photos/\d+/cover)"', html)  # the default one has none
+    assert cover is None and "The landmark's photo" in html
+    second = add_photos(app, 1, slug="chua-mot-cot")[0]
+    html = client.get("/editor/landmarks/chua-mot-cot/photos").get_data(as_text=True)
+    path = f"/editor/landmarks/chua-mot-cot/photos/{second}/cover"
+    assert client.post(path, data={"csrf_token": csrf_from(html)}).status_code == 303
+    assert cover_of(app, "chua-mot-cot") == second

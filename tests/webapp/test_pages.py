@@ -56,6 +56,74 @@ def test_result_page_not_a_known_landmark(app, client, catalog):
     assert "Closest guesses" in page and "Hoan Kiem Lake" in page and "Ha Long Bay" in page
 
 
+def verdict(page: str) -> str:
+    return page[page.index('<div class="verdict">'):page.index('id="feedback"')]
+
+
+def test_a_sure_answer_has_the_big_title_and_no_places(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[])
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    assert '<h1 class="landmark-name" id="landmark-name">Ha Long Bay</h1>' in page and "This is" in page
+    assert "It might be" not in page and "Places that look like this" not in page and "vn-map" in page
+
+
+def test_a_maybe_answer_says_it_might_be_never_in_the_big_title(app, client, catalog):
+    with app.app_context():
+        rec_id = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Ho_Hoan_Kiem"],
+                                      places=[["pho-co-hoi-an", 0.7]])
+        one_id = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long"], places=[])
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    shown = verdict(page)
+    assert 'class="landmark-name"' not in page and "vn-map" not in page and "A bay of limestone islands." not in page
+    assert ('It might be <a href="/landmarks/vinh-ha-long">Ha Long Bay</a> '
+            '(or <a href="/landmarks/ho-hoan-kiem">Hoan Kiem Lake</a>)') in shown
+    assert "Is this right?" in page and 'id="feedback-yes"' in page  # corrections go to the review queue
+    assert "Places that look like this" in page
+    only = verdict(text(client.get(f"/r/{one_id}", headers={"Accept-Language": "en"})))
+    assert '<h1 class="tentative" id="verdict">It might be <a href="/landmarks/vinh-ha-long">Ha Long Bay</a></h1>' in only
+    vi = verdict(text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "vi"})))
+    assert "Có thể là" in vi and "Vịnh Hạ Long" in vi
+
+
+def test_an_unknown_answer_folds_the_closest_guesses_away(app, client, catalog):
+    top5 = [["Ho_Hoan_Kiem", 0.12], ["Trang_An", 0.1], ["Vinh_Ha_Long", 0.08]]
+    with app.app_context():
+        rec_id = finished_recognition(None, top5, tier="unknown", suggestions=[k for k, _ in top5], places=[])
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    assert "Not a landmark we know" in page and "It might be" not in page
+    folded = page[page.index('<details class="closest">'):page.index("</details>")]
+    assert "<summary>Closest guesses</summary>" in folded and " open" not in folded.split(">")[0]
+    assert "Hoan Kiem Lake" in folded and "12.0%" in folded and "Trang An" in folded and "Ha Long Bay" in folded
+    assert "Places that look like this" not in page and "Other possibilities" not in page
+
+
+def test_places_that_look_like_this_are_cards_with_a_photo_or_a_placeholder(app, client, catalog):
+    import io
+
+    from werkzeug.datastructures import FileStorage
+
+    from factories import jpeg_bytes
+    from webapp.extensions import db
+    from webapp.models import Landmark
+    from webapp.references import add_reference_photos
+
+    with app.app_context():
+        hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()
+        photo_id = add_reference_photos(hoi_an, [FileStorage(io.BytesIO(jpeg_bytes()), filename="p.jpg")], None)[0].id
+        places = [["pho-co-hoi-an", 0.8], ["Ho_Hoan_Kiem", 0.7], ["Vinh_Ha_Long", 0.6]]
+        rec_id = finished_recognition(None, TOP5, tier="unknown", suggestions=["Vinh_Ha_Long"], places=places)
+    page = text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "en"}))
+    cards = page[page.index('<section class="places"'):].split("</section>")[0]
+    assert cards.count('<li class="place-card">') == 3
+    assert [slug for slug in ("pho-co-hoi-an", "ho-hoan-kiem", "vinh-ha-long") if f'href="/landmarks/{slug}"' in cards] \
+        == ["pho-co-hoi-an", "ho-hoan-kiem", "vinh-ha-long"]
+    assert cards.index("Hoi An Ancient Town") < cards.index("Hoan Kiem Lake") < cards.index("Ha Long Bay")
+    assert f'src="/landmark-photos/{photo_id}"' in cards and cards.count('class="no-photo"') == 2
+    assert "Quảng Nam" in cards and "Hà Nội" in cards
+    assert "Những nơi trông giống thế này" in text(client.get(f"/r/{rec_id}", headers={"Accept-Language": "vi"}))
+
+
 def test_result_page_failed(app, client):
     with app.app_context():
         rec_id = finished_recognition(None, [], status="failed", error="the image data is damaged")

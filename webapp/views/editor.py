@@ -27,7 +27,7 @@ from webapp.editing import (
 )
 from webapp.extensions import db
 from webapp.models import Landmark, ReferencePhoto
-from webapp.references import reference_display_path, remove_reference_photo
+from webapp.references import COVER_SOURCES, cover_photos, reference_display_path, remove_reference_photo, set_cover_photo
 from webapp.uploads import UploadError
 from webapp.views.catalog import search_landmarks
 
@@ -144,7 +144,8 @@ def photos(slug: str):
             return redirect(url_for("editor.photos", slug=landmark.slug), code=303)
     listed = sorted(landmark.reference_photos, key=lambda p: p.id)
     return render_template("editor/photos.html", landmark=landmark, photos=listed, error=error,
-                           state=embedding_state), status
+                           state=embedding_state, cover=cover_photos([landmark]).get(landmark.id),
+                           may_cover=COVER_SOURCES), status
 
 
 def photo_of(landmark: Landmark, photo_id: int) -> ReferencePhoto:
@@ -163,6 +164,18 @@ def remove_photo(slug: str, photo_id: int):
         flash(_("The photo was removed."))
         return redirect(url_for("editor.photos", slug=landmark.slug), code=303)
     return render_template("editor/photo_remove.html", landmark=landmark, photo=photo)
+
+
+@bp.post("/landmarks/<slug>/photos/<int:photo_id>/cover")
+def cover_photo(slug: str, photo_id: int):
+    """The photo that represents the landmark on public pages (the landmark page, places that look like this)."""
+    landmark = landmark_or_404(slug)
+    photo = photo_of(landmark, photo_id)
+    if photo.source not in COVER_SOURCES:
+        abort(400, _("A photo from a visitor's correction is not shown publicly."))
+    set_cover_photo(landmark, photo)
+    flash(_("This photo now represents %(name)s.", name=landmark.name_en))
+    return redirect(url_for("editor.photos", slug=landmark.slug), code=303)
 
 
 @bp.get("/photos/<int:photo_id>")

@@ -1,4 +1,4 @@
-"""Visitor pages: the upload form, the result page and the language switch."""
+"""Visitor pages: the upload form, the result page, landmarks' photos and the language switch."""
 from __future__ import annotations
 
 from flask import (
@@ -21,8 +21,9 @@ from webapp.errors import error_response, wants_json
 from webapp.extensions import db
 from webapp.feedback import FeedbackError, landmark_choices, record_feedback
 from webapp.i18n import current_language
-from webapp.models import Recognition
-from webapp.serializers import alternatives, status_url
+from webapp.models import Landmark, Recognition, ReferencePhoto
+from webapp.references import cover_photos, reference_display_path
+from webapp.serializers import alternatives, answer, cover_url, status_url
 from webapp.uploads import UploadError, accept_upload, discard, display_path, may_delete
 
 bp = Blueprint("pages", __name__)
@@ -55,7 +56,8 @@ def result(rec_id: str):
     token = session.get("delete_tokens", {}).get(rec.id)  # only the uploader's browser has it
     delete_url = url_for("pages.confirm_delete", rec_id=rec.id, token=token) if token else None
     return render_template(
-        "result.html", rec=rec, alternatives=alternatives(rec), status_url=status_url(rec), delete_url=delete_url,
+        "result.html", rec=rec, answer=answer(rec), alternatives=alternatives(rec), status_url=status_url(rec),
+        delete_url=delete_url,
         feedback_landmarks=landmark_choices(current_language()) if rec.status == "done" else [],
     )
 
@@ -110,6 +112,23 @@ def photo(rec_id: str):
     response.cache_control.public = False  # a visitor's photo: browsers may keep it, shared caches not
     response.cache_control.private = True
     return response
+
+
+@bp.get("/landmark-photos/<int:photo_id>")
+def landmark_photo(photo_id: int):
+    """A landmark's representative photo; no other reference photo is public."""
+    photo = db.get_or_404(ReferencePhoto, photo_id)
+    cover = cover_photos([photo.landmark]).get(photo.landmark_id)
+    path = reference_display_path(photo)
+    if cover is None or cover.id != photo.id or not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="image/jpeg", max_age=86400)
+
+
+@bp.app_template_global()
+def landmark_photo_url(landmark: Landmark) -> str | None:
+    """The URL of the landmark's representative photo, or None when it has none."""
+    return cover_url(cover_photos([landmark]).get(landmark.id))
 
 
 @bp.get("/lang/<code>")
