@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--fine-tune-epochs", type=int, default=16, help="transfer phase 2 (top blocks) epochs")
     t.add_argument("--views", type=int, default=4, help="augmented views per photo (transfer)")
     t.add_argument("--max-views", type=int, default=16, help="views for the photos of the smallest classes")
+    t.add_argument("--fine-tune-from", help="layer where the frozen part ends (default: the architecture's)")
     t.add_argument("--no-balance", action="store_true", help="no class weights (every photo weighs the same)")
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate (from scratch; transfer phase 1)")
     t.add_argument("--fine-tune-lr", type=float, default=5e-5, help="transfer phase 2 peak learning rate")
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     f = sub.add_parser("fast-path", help="add an int8 fast path to a bundle (float model for unclear photos); compare")
     f.add_argument("--bundle", required=True)
-    f.add_argument("--data", required=True, help="the bundle's dataset: calibration on its training photos")
+    f.add_argument("--data", required=True, nargs="+", action="extend",
+                   help="the bundle's dataset(s): calibration on its training photos")
     f.add_argument("--negatives")
     f.add_argument("--margin", type=float,
                    help="int8 top-2 gap under which the float model decides (default: ml.fastpath.MARGIN)")
@@ -86,7 +88,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         data=args.data, arch=args.arch, out=args.work_dir or f"{args.out.rstrip('/')}.run",
         negatives=args.negatives, outliers=args.outliers, stem_cache=args.stem_cache, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, views=args.views, max_views=args.max_views, balance=not args.no_balance, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
+        fine_tune_epochs=args.fine_tune_epochs, views=args.views, max_views=args.max_views, balance=not args.no_balance, fine_tune_from=args.fine_tune_from, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
         img_size=args.img_size, batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
     )
     result = run(cfg)

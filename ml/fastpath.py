@@ -8,7 +8,9 @@ whose answer then stands:
 
 - the int8 model's two best landmarks are less than ``margin`` apart (the ranking could change), and
 - its best landmark has at least ``floor`` (a photo far below the rejection threshold is rejected
-  either way).
+  either way);
+- or, with answer tiers (``ml.tiers``), its best probability or its lead over the second is within
+  ``TIER_BAND`` of the bar of a sure answer (the tier could change).
 
 ``add`` writes ``model.int8.tflite`` beside ``model.tflite`` and the rule into ``bundle.json``; the
 version id does not change (it names the float model, whose decisions the fast path keeps). ``compare``
@@ -28,13 +30,21 @@ FILE = "model.int8.tflite"
 MARGIN = 0.2  # from 0.15 on, no answer differs from the float model's on validation or test (docs/performance.md)
 
 
-def unclear(probs: np.ndarray, n_labels: int, margin: float, floor: float) -> np.ndarray:
-    """Rows of int8 probabilities that the float model must decide (see the module docstring)."""
+TIER_BAND = 0.1
+
+
+def unclear(probs: np.ndarray, n_labels: int, margin: float, floor: float, tiers=None) -> np.ndarray:
+    """Rows of int8 probabilities that the float model must decide (see the module docstring);
+    ``tiers``: the bundle's ``ml.tiers.TierRule``."""
     landmarks = probs[:, :n_labels]
     if n_labels < 2:
         return np.ones(len(probs), bool)
     best_two = np.partition(landmarks, -2, axis=1)[:, -2:]
-    return (best_two[:, 1] - best_two[:, 0] < margin) & (best_two[:, 1] >= floor)
+    best, lead = best_two[:, 1], best_two[:, 1] - best_two[:, 0]
+    redo = (lead < margin) & (best >= floor)
+    if tiers is not None and tiers.sure > tiers.maybe:
+        redo |= (np.abs(best - tiers.sure) < TIER_BAND) | ((np.abs(lead - tiers.margin) < TIER_BAND) & (best >= floor))
+    return redo
 
 
 def add(bundle_dir: str | Path, images: np.ndarray, *, margin: float = MARGIN,
@@ -103,10 +113,11 @@ def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None)
             batch = exact.preprocess([f for f, _ in rows[i: i + 64]])
             answers["float"] += exact.predict_batch(batch)
             answers["fast path"] += fast.predict_batch(batch)
-            sent += int(unclear(fast.fast_arrays(batch)[0], len(fast.labels), **fast.fast_path).sum())
+            sent += int(unclear(fast.fast_arrays(batch)[0], len(fast.labels), **fast.fast_path, tiers=fast.tiers).sum())
         truth = [t for _, t in rows]
         result = {"photos": len(rows), "sent_to_float": round(sent / len(rows), 3),
-                  "answers_differ": sum(a.label != b.label for a, b in zip(answers["float"], answers["fast path"]))}
+                  "answers_differ": sum((a.label, a.tier) != (b.label, b.tier)
+                                        for a, b in zip(answers["float"], answers["fast path"]))}
         for kind, preds in answers.items():
             if truth[0] is None:
                 result[f"{kind}: rejected"] = round(float(np.mean([p.label is None for p in preds])), 4)

@@ -113,7 +113,7 @@ class Predictor:
         from ml.fastpath import unclear
 
         probs, embeddings = self._fast(batch)
-        redo = unclear(probs, len(self.labels), **self.fast_path)
+        redo = unclear(probs, len(self.labels), **self.fast_path, tiers=self.tiers)
         if redo.any():
             probs[redo], embeddings[redo] = self._run(np.ascontiguousarray(batch[redo]))
         return probs, embeddings
