@@ -45,8 +45,10 @@ class Config:
         self.REFERENCE_DIR = env("REFERENCE_DIR", str(INSTANCE_DIR / "references"))  # editors' reference photos
         self.MODEL_BUNDLE = env("MODEL_BUNDLE", "") or None  # None: the shipped bundle
         self.MODEL_DIR = env("MODEL_DIR", str(INSTANCE_DIR / "models"))  # bundles trained by "Retrain"
-        self.TRAINING_DATA_DIR = env("TRAINING_DATA_DIR", "") or None  # base dataset (folder per class) for retraining
+        # base dataset(s) for retraining: a folder per class; several joined by os.pathsep, or a folder of them
+        self.TRAINING_DATA_DIR = env("TRAINING_DATA_DIR", "") or None
         self.TRAINING_NEGATIVES_DIR = env("TRAINING_NEGATIVES_DIR", "") or None  # non-landmark photos for retraining
+        self.TRAINING_OUTLIERS_DIR = env("TRAINING_OUTLIERS_DIR", "") or None  # landmarks not ours (ml.data.split_outliers)
         self.TRAINING_WEIGHTS = env("TRAINING_WEIGHTS", "") or None  # local ImageNet weights file (no download)
         self.TRAINING_ARCH = env("TRAINING_ARCH", "mobilenetv2")
         self.TRAINING_OPTIONS = json.loads(env("TRAINING_OPTIONS", "") or "{}")  # extra TrainConfig fields, JSON

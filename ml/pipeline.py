@@ -106,8 +106,9 @@ class Augment:
         return out
 
 
-def augmenter(img_size: int, seed: int = 0) -> Augment:
-    return Augment(img_size, seed)
+def augmenter(img_size: int, seed: int = 0, source_shift: bool = True) -> Augment:
+    """The training augmentation; without ``source_shift`` no resolution, blur, JPEG or banner changes."""
+    return Augment(img_size, seed) if source_shift else Augment(img_size, seed, low_res=0, blur=0, jpeg=0, banner=0)
 
 
 def make_dataset(

@@ -1,7 +1,8 @@
 """Retraining (the ``training`` queue): base dataset + every reference photo → a new ModelVersion.
 
 The dataset is assembled as symbolic links in a temporary folder-per-class tree: the configured base
-dataset (``TRAINING_DATA_DIR``) and, for every landmark with reference photos, a folder named by its
+datasets (``TRAINING_DATA_DIR``: one folder, several separated by ``os.pathsep``, or a folder of
+datasets) and, for every landmark with reference photos, a folder named by its
 class key (or slug, for enrolled landmarks). The ML core trains, calibrates, exports and evaluates; the
 row gets live progress after every epoch, then the bundle's version, metrics and classes, or the error.
 An admin activates it (workers switch without restart).
@@ -9,6 +10,7 @@ An admin activates it (workers switch without restart).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import traceback
 from pathlib import Path
@@ -55,23 +57,26 @@ def train_and_package(row: ModelVersion, data_dir: Path, progress: "Progress"):
     config = current_app.config
     models = Path(config["MODEL_DIR"])
     cfg = TrainConfig(data=str(data_dir), arch=row.arch, out=str(models / f"run-{row.id}"),
-                      negatives=config["TRAINING_NEGATIVES_DIR"], weights=config["TRAINING_WEIGHTS"],
-                      **config["TRAINING_OPTIONS"])
+                      negatives=config["TRAINING_NEGATIVES_DIR"], outliers=config["TRAINING_OUTLIERS_DIR"],
+                      weights=config["TRAINING_WEIGHTS"], **config["TRAINING_OPTIONS"])
     result = run(cfg, on_epoch=progress.epoch)
     progress.update(phase="export", message="exporting and calibrating the rejection threshold")
     bundle_dir = models / f"version-{row.id}"
     info = package(result, cfg, bundle_dir, name=f"retrained-{row.id}")
     progress.update(phase="evaluate", message="evaluating on the held-out test split")
-    return info, evaluate(bundle_dir, data_dir, negatives=config["TRAINING_NEGATIVES_DIR"])
+    return info, evaluate(bundle_dir, data_dir, negatives=config["TRAINING_NEGATIVES_DIR"],
+                          outliers=config["TRAINING_OUTLIERS_DIR"])
 
 
 def assemble_dataset(root: Path) -> tuple[Path, str]:
     """Link the base dataset and every reference photo into ``root``; returns it and a one-line summary."""
+    from ml.data import dataset_roots
+
     base = current_app.config["TRAINING_DATA_DIR"]
     classes: dict[str, list[Path]] = {}
-    if base:
-        for folder in sorted(p for p in Path(base).iterdir() if p.is_dir() and not p.name.startswith(".")):
-            classes[folder.name] = sorted(p for p in folder.iterdir() if p.is_file())
+    for dataset in dataset_roots(base.split(os.pathsep)) if base else []:
+        for folder in sorted(p for p in dataset.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            classes.setdefault(folder.name, []).extend(sorted(p for p in folder.iterdir() if p.is_file()))
     rows = db.session.execute(db.select(ReferencePhoto, Landmark.class_key, Landmark.slug)
                               .join(Landmark, ReferencePhoto.landmark_id == Landmark.id)).all()
     for photo, class_key, slug in rows:
