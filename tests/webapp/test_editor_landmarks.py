@@ -347,6 +347,25 @@ def test_an_editor_chooses_the_photo_that_represents_the_landmark(app, editor, c
     assert shown_photo(client) is None  # only the visitor's photo is left: none is shown
 
 
+def test_a_landmark_with_a_chosen_photo_can_still_be_deleted(any_db_app):
+    from factories import SAMPLE_CATALOG
+    from webapp.cli import upsert_landmarks
+    from webapp.editing import delete_landmark
+    from webapp.extensions import db
+    from webapp.models import Landmark, ReferencePhoto
+    from webapp.references import set_cover_photo
+
+    with any_db_app.app_context():
+        upsert_landmarks(SAMPLE_CATALOG)
+    chosen = add_photos(any_db_app, 2, slug=SLUG)[1]
+    with any_db_app.app_context():
+        found = db.session.scalars(db.select(Landmark).filter_by(slug=SLUG)).one()
+        set_cover_photo(found, db.session.get(ReferencePhoto, chosen))
+        delete_landmark(found)
+        assert db.session.scalars(db.select(Landmark).filter_by(slug=SLUG)).first() is None
+        assert db.session.scalar(db.select(db.func.count(ReferencePhoto.id))) == 0
+
+
 def test_a_photo_is_reached_only_through_its_own_landmark(app, editor):
     photo_id = add_photos(app, 1, slug="ho-hoan-kiem")[0]
     assert editor.get(f"/editor/landmarks/{SLUG}/photos/{photo_id}/remove").status_code == 404
