@@ -32,6 +32,7 @@ MIN_REJECTED = 0.985
 FINE_TUNE_FROM = {  # candidates: the offline Lite0 file names its layers generically, Keras' B0 does not
     "mobilenetv2": ("block_14_add",),
     "efficientnet_lite0": ("add_7", "block6c_add"),  # the end of block 6c
+    "efficientnet_lite2": ("block6d_add",),  # the end of block 6d (of 6e): blocks 6e, 7a and the head are tuned
 }
 
 

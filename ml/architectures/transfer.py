@@ -45,6 +45,26 @@ def efficientnet_lite0(num_classes: int, img_size: int, weights: str | None = No
     return Architecture("efficientnet_lite0", model, img_size, 127.0, 128.0, backbone=base)
 
 
+@register("efficientnet_lite2", default_size=260)
+def efficientnet_lite2(num_classes: int, img_size: int, weights: str | None = None, **_) -> Architecture:
+    """EfficientNet-Lite2; ``weights`` must be a local full ``.keras`` model, made by ``ml.architectures.convert_lite``
+    (e.g. runs/models/efficientnet_lite2.keras); None: the same graph, untrained."""
+    if weights and Path(str(weights)).suffix == ".keras":
+        full = keras.models.load_model(weights, compile=False)
+        if img_size != full.input_shape[1]:
+            raise ValueError(f"efficientnet_lite2 weights are for {full.input_shape[1]}px inputs")
+        base = keras.Model(full.input, full.get_layer("avg_pool").output, name="backbone")
+    elif weights in (None, ""):
+        from ml.architectures.convert_lite import build
+
+        base = build("lite2", img_size, include_top=False, name="backbone")
+    else:
+        raise ValueError("efficientnet_lite2 needs a local .keras file (python -m ml.architectures.convert_lite)")
+    inputs = keras.Input((img_size, img_size, 3), name="image")
+    model = _head(inputs, base(inputs, training=False), num_classes)
+    return Architecture("efficientnet_lite2", model, img_size, 127.0, 128.0, backbone=base)
+
+
 def _lite0_random(img_size: int) -> keras.Model:
     """Untrained EfficientNet-B0 (Lite0 has no squeeze-excite; close enough for tests and from-scratch runs)."""
     base = keras.applications.EfficientNetB0(
