@@ -156,7 +156,8 @@ class Engine:
         found = []
         for row, decision in zip(scores, decisions):
             named = tuple(decision.suggestions) if decision.tier == "maybe" else ()
-            found.append([[key, sim] for key, sim in similar_places(row, references.keys, places_rule, elsewhere + named)])
+            places = similar_places(row, references.keys, places_rule, elsewhere + named)
+            found.append([[key, similarity] for key, similarity in places])
         return found
 
     # -- what to serve --------------------------------------------------------------------------

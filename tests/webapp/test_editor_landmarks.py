@@ -309,7 +309,8 @@ def cover_of(app, slug: str = SLUG) -> int | None:
 
 def shown_photo(client, slug: str = SLUG) -> str | None:
     """The representative photo's URL on the public landmark page, or None."""
-    found = re.search(r'<figure class="cover"><img src="([^"]+)"', client.get(f"/landmarks/{slug}").get_data(as_text=True))
+    page = client.get(f"/landmarks/{slug}").get_data(as_text=True)
+    found = re.search(r'<figure class="cover"><img src="([^"]+)"', page)
     return found.group(1) if found else None
 
 

@@ -127,10 +127,12 @@ def test_an_enrolled_landmark_is_a_maybe_never_a_sure_answer(tiny, tmp_path):
         landmark = Landmark(**TOWER)
         db.session.add(landmark)
         db.session.commit()
-        ids = [p.id for p in add_reference_photos(landmark, [FileStorage(io.BytesIO(enrolled), filename="t.jpg")], None)]
+        photos = add_reference_photos(landmark, [FileStorage(io.BytesIO(enrolled), filename="t.jpg")], None)
+        ids = [p.id for p in photos]
         assert embed_references.apply(args=[ids]).get() == 1
     rec = recognise(app, enrolled)
-    assert (rec.matched_by, rec.tier, rec.label, rec.suggestions) == ("reference", "maybe", TOWER["slug"], [TOWER["slug"]])
+    assert (rec.matched_by, rec.tier, rec.label) == ("reference", "maybe", TOWER["slug"])
+    assert rec.suggestions == [TOWER["slug"]]
     assert TOWER["slug"] not in [key for key, _ in rec.places]
     body = app.test_client().get(f"/api/v1/recognitions/{rec.id}").get_json()
     assert body["landmark"] is None and body["suggestions"][0]["slug"] == TOWER["slug"]
