@@ -53,17 +53,22 @@ def groups(predictor: Predictor, data: list[str], negatives: str, outliers: str)
     dataset = scan(data)
     parts = split(subset(dataset, predictor.labels), seed=seed)
     neg, out = split_negatives(negatives, seed), split_outliers(outliers, seed)
+    unseen = sorted({dataset.classes[s.label] for s in dataset.samples} - set(predictor.labels))
     g = {
         "calibration landmarks": parts.val, "test landmarks": parts.test,
         "calibration negatives": neg["val"], "test negatives": neg["test"],
         "calibration outliers": out["val"], "test outliers": out["test"], "unseen outliers": out["unseen"],
-        "unseen landmarks": [s for s in dataset.samples if dataset.classes[s.label] not in predictor.labels],
+        # the left-out classes, alternately: half calibrate the unknown-aware rules, half measure every rule
+        "calibration unseen landmarks": [s for s in dataset.samples if dataset.classes[s.label] in unseen[::2]],
+        "unseen landmarks": [s for s in dataset.samples if dataset.classes[s.label] in unseen[1::2]],
     }
     return {name: [getattr(s, "path", s) for s in files] for name, files in g.items()} | {
         "_labels": {name: np.array([s.label for s in g[name]]) for name in ("calibration landmarks", "test landmarks")}}
 
 
-def study(bundle: str, data: list[str], negatives: str, outliers: str) -> tuple[dict, dict]:
+def study(bundle: str, data: list[str], negatives: str, outliers: str, transfer: dict | None = None) -> tuple[dict, dict]:
+    """Every rule calibrated on this bundle's calibration photos and measured on its test photos; with
+    ``transfer``, also rules calibrated on another bundle (a leave-out model's unknown-aware rules)."""
     predictor = Predictor(bundle, runtime="litert", fast_path=False)
     g = groups(predictor, data, negatives, outliers)
     labels = g.pop("_labels")
@@ -81,6 +86,14 @@ def study(bundle: str, data: list[str], negatives: str, outliers: str) -> tuple[
                                      known_similarity=cal_known.similarity, other_similarity=o_sims),
         "knn": _knn_only(cal_known, cal_labels, cal_others, maybe),
     }
+    unknown = out["calibration unseen landmarks"]
+    if len(unknown.probs):
+        rules["prob+margin, unknown-aware"] = calibrate(cal_known.probs, cal_labels, o_probs, maybe, unknown=unknown.probs)
+        rules["prob+margin+knn, unknown-aware"] = calibrate(
+            cal_known.probs, cal_labels, o_probs, maybe, known_similarity=cal_known.similarity, other_similarity=o_sims,
+            unknown=unknown.probs, unknown_similarity=unknown.similarity)
+    for name, rule in (transfer or {}).items():
+        rules[f"{name} (from the leave-out model)"] = TierRule(**(rule.to_json() | {"maybe": maybe}))
     results = {name: measure(rule, out, labels["test landmarks"]) for name, rule in rules.items()}
     places = places_floor(out)
     return {"bundle": predictor.version, "labels": predictor.labels, "rules": rules, "results": results,
@@ -150,10 +163,11 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write every number here")
     args = ap.parse_args()
 
-    bundles = [("shipped", args.bundle)] + [(Path(w).name, str(Path(w) / "bundle")) for w in args.leave_out]
-    report, everything = [], {}
-    for name, bundle in bundles:
-        found, _ = study(bundle, args.data, args.negatives, args.outliers)
+    report, everything, transfer = [], {}, {}
+    for name, bundle in [(Path(w).name, str(Path(w) / "bundle")) for w in args.leave_out] + [("shipped", args.bundle)]:
+        found, _ = study(bundle, args.data, args.negatives, args.outliers, transfer if name == "shipped" else None)
+        if not transfer:  # the first leave-out model's unknown-aware rules are tried on the shipped model too
+            transfer = {n: r for n, r in found["rules"].items() if n.endswith("unknown-aware")}
         everything[name] = {k: v for k, v in found.items() if k != "rules"} | {
             "rules": {n: r.to_json() for n, r in found["rules"].items()}}
         left_out = sorted(set(scan(args.data, check_images=False).classes) - set(found["labels"]))

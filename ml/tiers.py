@@ -79,26 +79,33 @@ def tiers_of(probs: np.ndarray, rule: TierRule, similarity: np.ndarray | None = 
 
 def calibrate(known: np.ndarray, labels: np.ndarray, others: np.ndarray, maybe: float, *,
               known_similarity: np.ndarray | None = None, other_similarity: np.ndarray | None = None,
-              precision: float = SURE_PRECISION, use_margin: bool = True, probs_grid=None) -> TierRule:
+              precision: float = SURE_PRECISION, use_margin: bool = True, probs_grid=None,
+              unknown: np.ndarray | None = None, unknown_similarity: np.ndarray | None = None,
+              max_unknown_sure: float = 0.10) -> TierRule:
     """The most permissive sure rule whose sure answers are right ≥ ``precision`` of the time.
 
     ``known``: landmark probabilities of calibration photos of known landmarks (true ``labels``);
     ``others``: of photos of landmarks that are not ours (any sure answer there is wrong). A grid over
     the probability and margin (and similarity) thresholds; among the rules that reach ``precision``,
     the one with the most sure-and-correct known photos (ties: the stricter on the others).
+    ``unknown``: photos of landmarks that look like ours but that the model never learnt (a
+    leave-classes-out model's left-out classes): at most ``max_unknown_sure`` of them may be sure.
     """
     correct = known.argmax(1) == labels
     k_top = -np.sort(-known, axis=1)[:, :2]
     o_top = -np.sort(-others, axis=1)[:, :2] if len(others) else np.zeros((0, 2))
     k_lead, o_lead = k_top[:, 0] - k_top[:, 1], o_top[:, 0] - o_top[:, 1]
+    u_top = -np.sort(-unknown, axis=1)[:, :2] if unknown is not None and len(unknown) else None
+    u_lead = u_top[:, 0] - u_top[:, 1] if u_top is not None else None
     probs = np.round(np.arange(max(maybe, 0.05), 1.0, 0.01), 3) if probs_grid is None else np.asarray(probs_grid)
     margins = np.round(np.arange(0.0, 0.9, 0.05), 3) if use_margin else np.array([0.0])
-    sims = (np.round(np.arange(0.2, 0.95, 0.025), 3) if known_similarity is not None and other_similarity is not None
-            else np.array([-1.0]))
+    with_similarity = known_similarity is not None and other_similarity is not None
+    sims = np.round(np.arange(0.2, 0.95, 0.025), 3) if with_similarity else np.array([-1.0])
     best, best_key = None, None
     for s in sims:
         k_sim = known_similarity >= s if s > -1.0 else np.ones(len(known), bool)
         o_sim = other_similarity >= s if s > -1.0 else np.ones(len(others), bool)
+        u_sim = (unknown_similarity >= s if s > -1.0 else np.ones(len(u_top), bool)) if u_top is not None else None
         for m in margins:
             k_ok, o_ok = k_sim & (k_lead >= m), o_sim & (o_lead >= m)
             for p in probs:
@@ -107,9 +114,13 @@ def calibrate(known: np.ndarray, labels: np.ndarray, others: np.ndarray, maybe: 
                 right = int((k_sure & correct).sum())
                 if n_sure == 0 or right / n_sure < precision:
                     continue
+                if u_top is not None and np.mean(u_sim & (u_lead >= m) & (u_top[:, 0] >= p)) > max_unknown_sure:
+                    continue
                 key = (right, -int(o_sure.sum()), p)
                 if best_key is None or key > best_key:
                     best_key, best = key, (float(p), float(m), float(s))
     p, m, s = best if best else (1.0, 0.0, -1.0)
-    return TierRule(sure=p, maybe=float(maybe), margin=m, min_similarity=s,
-                    calibration={"precision": precision, "known": int(len(known)), "others": int(len(others))})
+    calibration = {"precision": precision, "known": int(len(known)), "others": int(len(others))}
+    if u_top is not None:
+        calibration |= {"unknown": int(len(u_top)), "max_unknown_sure": max_unknown_sure}
+    return TierRule(sure=p, maybe=float(maybe), margin=m, min_similarity=s, calibration=calibration)

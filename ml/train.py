@@ -47,6 +47,7 @@ class TrainConfig:
     max_views: int = 16  # a class with few photos gets more augmented views, up to this many
     balance: bool = True  # equal total weight for every landmark class (class weights)
     fine_tune_from: str | None = None  # the layer where the frozen stem ends (default: FINE_TUNE_FROM)
+    source_shift: bool = True  # augment for the differences between web sources (ml.pipeline.Augment)
     weights: str | None = None
     epochs: int = 30  # from-scratch epochs; transfer uses head_epochs + fine_tune_epochs
     head_epochs: int = 6
@@ -176,8 +177,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     size = arch.img_size
 
     views = views_per_sample(train, cfg.views, cfg.max_views, background)
-    key = f"{cfg.arch}-{size}" + (f"-{cut_name}" if cfg.fine_tune_from else "")
-    cache = StemCache(cfg.stem_cache or out / "stem-cache", key)
+    key = f"{cfg.arch}-{size}" + (f"-{cut_name}" if cfg.fine_tune_from else "") + ("" if cfg.source_shift else "-nosource")
+    cache = StemCache(cfg.stem_cache or out / "stem-cache", key, source_shift=cfg.source_shift)
     feats_train, rows = cache.views(stem, arch, train, views)
     y_train = _onehot([train[i] for i in rows], n)
     weights = class_weights(y_train, background) if cfg.balance else None
@@ -233,8 +234,9 @@ class StemCache:
     photos; the views are random either way).
     View 0 is the whole photo; views 1.. are random augmentations (``ml.pipeline.Augment``)."""
 
-    def __init__(self, folder, key: str):
+    def __init__(self, folder, key: str, source_shift: bool = True):
         self.folder = Path(folder) / key
+        self.source_shift = source_shift
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _file(self, path: str) -> Path:
@@ -263,7 +265,7 @@ class StemCache:
 
         size = arch.img_size
         images = load_arrays([samples[i] for i in missing], int(size * LOAD_MARGIN), desc="photos for the stem cache")
-        aug = augmenter(size, len(have))
+        aug = augmenter(size, len(have), self.source_shift)
         batch = 64
         done = {i: list(have.get(i, [])) for i in missing}
         bar = tqdm(total=sum(counts[i] - len(done[i]) for i in missing), desc="caching augmented views", unit="img")
