@@ -53,6 +53,8 @@ class Predictor:
             raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.info = bundles.read(bundle_dir)
         self.tiers = TierRule.from_bundle(self.info.extra)
+        if self.tiers.min_similarity > -1.0:  # bench/rejection.py compares such rules; serving has no similarity here
+            raise BundleError(f"{self.info.path}: tier rules with a similarity bar are not served")
         self.runtime = ("tensorflow" if gpu_visible() else "litert") if runtime == "auto" else runtime
         self.max_batch = max_batch
         self.threads = threads or int(os.environ.get("ML_THREADS", 0)) or os.cpu_count() or 1
