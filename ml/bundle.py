@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHIPPED = Path(__file__).resolve().parent / "shipped" / "landmarks-vn20"
+SHIPPED = Path(__file__).resolve().parent / "shipped" / "landmarks-vn50"
 FILES = ("model.tflite", "model.keras", "labels.json", "bundle.json")
 
 
@@ -78,8 +78,8 @@ def write_meta(path: Path, meta: dict) -> str:
     digest = hashlib.sha256()
     for name in ("model.tflite", "labels.json"):
         digest.update((path / name).read_bytes())
-    # every setting that changes an answer (tiers and places only where present: older ids stay as they were)
-    decisive = {k: meta[k] for k in ("preprocess", "rejection", "tiers", "places") if k in meta}
+    # every setting that changes an answer or a signature (the newer ones only where present: older ids stay)
+    decisive = {k: meta[k] for k in ("preprocess", "rejection", "tiers", "places", "fewshot") if k in meta}
     digest.update(json.dumps(decisive, sort_keys=True).encode())
     meta = dict(meta, version=f"{meta.get('name', meta['arch'])}-{digest.hexdigest()[:10]}")
     (path / "bundle.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
