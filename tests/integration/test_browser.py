@@ -94,3 +94,33 @@ def _english_name(stack, class_key: str) -> str:
 
     with stack.app.app_context():
         return db.session.scalars(db.select(Landmark).filter_by(class_key=class_key)).one().name_en
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "landmarks-vn30").is_dir(), reason="../shared/data is not present")
+def test_a_held_out_photo_of_the_one_pillar_pagoda_says_chua_mot_cot_with_map_and_description(embedded_stack,
+                                                                                                live_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    from ml.bundle import read
+    from ml.data import scan, split, subset
+
+    info = read()  # the shipped bundle: one of its test photos, never seen in training
+    dataset = scan([SHARED_DATA / "landmarks-vn20", SHARED_DATA / "landmarks-vn30"], check_images=False)
+    test = split(subset(dataset, info.labels), seed=info.extra["split"]["seed"]).test
+    photo = next(s.path for s in test if info.labels[s.label] == "Chua_Mot_Cot")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(locale="vi-VN")
+        page.route(lambda url: not url.startswith(live_url), lambda route: route.abort())
+        page.goto(live_url + "/")
+        page.set_input_files("#image", photo)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/r/*")
+        name = page.locator("h1.landmark-name")
+        expect(name).to_have_text("Chùa Một Cột", timeout=240_000)  # a sure answer, in the big title
+        expect(page.locator(".description")).to_contain_text("cột đá giữa hồ sen")
+        expect(page.locator(".vn-map").first).to_be_visible()
+        browser.close()
