@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train an architecture and write a bundle (exported, calibrated, evaluated)")
     t.add_argument("--data", required=True, nargs="+", action="extend",
                    help="folder-per-class dataset(s), or a folder of them; a class in several is one class")
-    t.add_argument("--arch", required=True, help="lenet5, alexnet, vgg16, bknet, mobilenetv2, efficientnet_lite0")
+    t.add_argument("--arch", required=True,
+                   help="lenet5, alexnet, vgg16, bknet, mobilenetv2, efficientnet_lite0, efficientnet_lite2")
     t.add_argument("--out", required=True, help="bundle directory to write")
     t.add_argument("--negatives", help="non-landmark photos: trains a background class and calibrates rejection")
     t.add_argument("--outliers", help="landmarks that are not ours, folder per class (some kept unseen): "
