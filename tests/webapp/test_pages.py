@@ -1,4 +1,6 @@
 """Visitor pages: home, result states, catalog and language choice."""
+import pytest
+
 from factories import finished_recognition
 
 TOP5 = [["Vinh_Ha_Long", 0.88], ["Ho_Hoan_Kiem", 0.07], ["Trang_An", 0.03]]
@@ -24,6 +26,12 @@ def test_language_follows_accept_language_and_the_switch(client):
     assert 'lang="vi"' in text(client.get("/", headers={"Accept-Language": "en"}))  # the switch wins
     assert client.get("/lang/fr").status_code == 404
     assert client.get("/lang/en?next=//evil.example").headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example", "/%5Cevil.example", "/%0D%0ASet-Cookie:x=1", "https://evil.example"])
+def test_the_language_switch_never_leaves_the_site(client, target):
+    resp = client.get(f"/lang/en?next={target}")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/"  # a tab, backslash or CR/LF: home
 
 
 def test_result_page_shows_the_landmark(app, client, catalog):

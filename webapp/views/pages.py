@@ -25,6 +25,7 @@ from webapp.models import Landmark, Recognition, ReferencePhoto
 from webapp.references import cover_photos, reference_display_path
 from webapp.serializers import alternatives, answer, cover_url, status_url
 from webapp.uploads import UploadError, accept_upload, discard, display_path, may_delete
+from webapp.views.auth import safe_next
 
 bp = Blueprint("pages", __name__)
 KEEP_DELETE_TOKENS = 20  # the uploader's latest uploads stay deletable from this browser (cookie size)
@@ -136,7 +137,4 @@ def set_language(code: str):
     if code not in current_app.config["LANGUAGES"]:
         abort(404)
     session["lang"] = code
-    target = request.args.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):  # only our own pages
-        target = url_for("pages.index")
-    return redirect(target)
+    return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))  # only our own pages
