@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -32,12 +33,37 @@ def env_bool(name: str, default: bool) -> bool:
     return default if not value else value in ("1", "true", "yes", "on")
 
 
+KNOWN_KEYS = {"dev-only-change-me", "change-me", "secret"}  # the old default and obvious examples
+
+
+def instance_secret_key() -> str:
+    """This instance's own random key, created once in the instance folder (mode 0600) and shared by
+    every process started from it; never a well-known default that lets anyone forge a session."""
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)  # atomic: the first process to start wins, the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
 class Config:
     """Production-ready defaults; every attribute can be overridden from the environment."""
 
     def __init__(self) -> None:
         env = os.environ.get
-        self.SECRET_KEY = env("SECRET_KEY", "dev-only-change-me")
+        self.SECRET_KEY = env("SECRET_KEY", "") or instance_secret_key()
+        if self.SECRET_KEY in KNOWN_KEYS:
+            raise ValueError("SECRET_KEY is a published example value: set a long random one (or leave it unset "
+                             "for a key generated in the instance folder)")
         self.SQLALCHEMY_DATABASE_URI = database_url(
             env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'app.sqlite'}")
         )
