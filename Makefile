@@ -6,7 +6,9 @@ FLASK  := $(PY) -m flask --app wsgi
 PORT   ?= 5000
 CATALOG ?= webapp/data/landmarks.json
 
-.PHONY: install run migrate catalog test test-fast translations
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install run migrate catalog chromium test test-fast translations
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +28,14 @@ catalog: migrate
 run: catalog
 	PORT=$(PORT) SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} exec $(PY) -m worker.run_local
 
-test: install
+# the browser tests drive Debian's Chromium: installed here when missing and possible, else a clear stop
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "make test needs Chromium at $(CHROMIUM): run  sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: install chromium
 	$(PY) -m pytest tests --timeout 900
 
 # everything except the slow end-to-end and browser tests
