@@ -119,10 +119,11 @@ class ReferenceIndex:
             out[:, j] = -np.sort(-own, axis=1)[:, :k].mean(1)  # the k largest, averaged
         return out
 
-    def best(self, queries: np.ndarray) -> list[tuple[str, float]]:
+    def best(self, queries: np.ndarray, scores: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """The most similar landmark of each query (``scores``: their ``scores`` when already computed)."""
         if not len(self):
             return [(None, -1.0)] * len(queries)
-        s = self.scores(queries)
+        s = self.scores(queries) if scores is None else scores
         j = s.argmax(1)
         return [(self.keys[i], float(s[n, i])) for n, i in enumerate(j)]
 
@@ -149,14 +150,16 @@ def combine(prediction: Prediction, reference: tuple[str | None, float], rule: F
 
 
 def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule,
-               labels: list[str], signatures: np.ndarray | None = None) -> list[Decision]:
+               labels: list[str], signatures: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> list[Decision]:
     """``combine`` for a batch (no index or an empty one: the classifier alone). ``labels``: the
-    classifier's own landmarks, left to the classifier when they are the most similar."""
+    classifier's own landmarks, left to the classifier when they are the most similar. ``scores``:
+    ``index.scores(signatures)`` when the caller has them already."""
     if index is None or not len(index):
         return [combine(p, (None, -1.0), rule) for p in predictions]
     if signatures is None:
         signatures = np.stack([signature(p, labels, rule.profile) for p in predictions])
-    return [combine(p, m, rule, set(labels)) for p, m in zip(predictions, index.best(signatures))]
+    return [combine(p, m, rule, set(labels)) for p, m in zip(predictions, index.best(signatures, scores))]
 
 
 REFERENCES_FILE = "references.npz"  # in a bundle: a few signatures per trained landmark

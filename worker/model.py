@@ -136,22 +136,24 @@ class Engine:
         add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
         model_ms = (time.perf_counter() - started) * 1000
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
-        decisions = decide_all(predictions, index, rule, predictor.labels, signatures)
+        scores = index.scores(signatures) if index is not None else None  # matching and places share them
+        decisions = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
         unsure = [i for i, (item, d) in enumerate(zip(items, decisions)) if d.tier != "sure" and not item.reference]
-        places = dict(zip(unsure, self._places(references, places_rule, signatures[unsure],
-                                               [decisions[i] for i in unsure])))
+        if unsure and references is not None and places_rule is not None:
+            unsure_scores = scores[unsure] if scores is not None else references.scores(signatures[unsure])
+            found = self._places(references, places_rule, unsure_scores, [decisions[i] for i in unsure])
+            places = dict(zip(unsure, found))
+        else:
+            places = {}
         return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
                         predictor.version, len(items), model_ms, d.tier, list(d.suggestions), places.get(i, []))
                 for i, (d, sig) in enumerate(zip(decisions, signatures))]
 
-    def _places(self, references, places_rule, signatures: np.ndarray, decisions: list) -> list[list]:
-        """"Places that look like this" (``ml.places``) of unsure photos: catalog landmarks only, without
-        the candidates a maybe answer already names."""
+    def _places(self, references, places_rule, scores: np.ndarray, decisions: list) -> list[list]:
+        """"Places that look like this" (``ml.places``) of unsure photos, from their reference ``scores``:
+        catalog landmarks only, without the candidates a maybe answer already names."""
         from ml.places import similar_places
 
-        if references is None or places_rule is None or not len(signatures):
-            return [[] for _ in decisions]
-        scores = references.scores(signatures)  # one matrix product for the batch
         elsewhere = tuple(key for key in references.keys if self.landmark_id(key) is None)  # not in the catalog
         found = []
         for row, decision in zip(scores, decisions):
