@@ -63,8 +63,24 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)  # 16 URL-safe characters, 96 random bits
 
 
+class Album(db.Model):
+    """A visitor's trip: many photos uploaded together, each one a Recognition (webapp/albums.py)."""
+
+    id = db.Column(db.String(32), primary_key=True, default=new_public_id)
+    delete_token_hash = db.Column(db.String(64), nullable=True)  # sha256 of the uploader's capability token
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+
+    recognitions = db.relationship("Recognition", back_populates="album", passive_deletes=True,
+                                   order_by="Recognition.created_at")
+    delete_token = None  # not stored: the uploader's token (str), set when the album is created
+
+
+POSITIONS = ("near", "far", "abroad")  # where a photo with GPS was taken, against the catalog (ml.location)
+
+
 class Recognition(db.Model):
     id = db.Column(db.String(32), primary_key=True, default=new_public_id)
+    album_id = db.Column(db.String(32), db.ForeignKey("album.id", ondelete="CASCADE"), nullable=True, index=True)
     stored_name = db.Column(db.String(64), nullable=False)  # random file name under UPLOAD_DIR
     sha256 = db.Column(db.String(64), nullable=False, index=True)
     image_format = db.Column(db.String(16), nullable=False)
@@ -83,6 +99,10 @@ class Recognition(db.Model):
     error = db.Column(db.Text, nullable=True)
     decode_ms = db.Column(db.Float, nullable=True)
     inference_ms = db.Column(db.Float, nullable=True)
+    # from the photo's EXIF, read by the worker; its coordinates are never stored (only in the uploaded file)
+    taken_at = db.Column(db.DateTime(timezone=False), nullable=True)  # the camera's local time
+    position = db.Column(db.String(16), nullable=True)  # POSITIONS; None: the photo has no GPS position
+    distance_km = db.Column(db.Float, nullable=True)  # from where it was taken to the answered landmark
     attempts = db.Column(db.Integer, nullable=False, default=0)  # times a worker started it
     requeues = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # times the sweeper re-sent it
     delete_token_hash = db.Column(db.String(64), nullable=True)  # sha256 of the uploader's capability token
@@ -99,6 +119,7 @@ class Recognition(db.Model):
     reviewed_at = db.Column(db.DateTime(timezone=True), nullable=True)
 
     landmark = db.relationship(Landmark, lazy="joined", foreign_keys=[landmark_id])
+    album = db.relationship(Album, back_populates="recognitions")
     corrected_landmark = db.relationship(Landmark, foreign_keys=[corrected_landmark_id])
     delete_token = None  # not stored: the uploader's token (str), set by accept_upload only
 
@@ -169,6 +190,7 @@ class User(db.Model):
     active = db.Column(db.Boolean, nullable=False, default=True)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     last_login_at = db.Column(db.DateTime(timezone=True), nullable=True)
+    session_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # +1: saved sessions end
 
     # Flask-Login's interface
     is_authenticated = True
