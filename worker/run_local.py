@@ -5,10 +5,13 @@ Starts gunicorn on 127.0.0.1:$PORT (default 5000), an inference worker on the ``
 threads feeding the micro-batcher, every core for the model — and a training worker (``training``
 queue, one run at a time). Restarts a worker whenever it dies, and stops everything on Ctrl-C or SIGTERM.
 Each child runs in its own session, so a Ctrl-C reaches only this supervisor, which
-then shuts the children down in order (warm shutdown: a running task finishes).
+then shuts the children down in order (warm shutdown: a running task finishes). On Linux each child
+also asks the kernel for SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``): a supervisor killed
+outright (SIGKILL, a closed terminal) leaves no server holding the port or the queue.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -33,8 +36,22 @@ def worker_commands() -> dict[str, list[str]]:
     }
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def start(cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, start_new_session=True)
+    supervisor = os.getpid()
+    return subprocess.Popen(cmd, start_new_session=True,
+                            preexec_fn=(lambda: end_with(supervisor)) if sys.platform == "linux" else None)
+
+
+def end_with(supervisor: int) -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, even by SIGKILL (kept across exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != supervisor:  # it died between fork and prctl: nobody would tell us
+        os._exit(1)
 
 
 def stop(proc: subprocess.Popen) -> None:

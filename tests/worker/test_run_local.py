@@ -29,11 +29,33 @@ def wait_for_line(proc, pattern: str, timeout: float = 90) -> re.Match:
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie is not: once orphaned it waits for a reaper that a container may not have)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
+
+
+def start_supervisor(port: int, instance_dir) -> subprocess.Popen:
+    env = dict(os.environ, PORT=str(port), INSTANCE_DIR=str(instance_dir), PYTHONPATH=str(ROOT),
+               PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "worker.run_local"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def started_pids(proc) -> tuple[int, int, int]:
+    """(web, inference worker, training worker) as the supervisor announces them."""
+    match = wait_for_line(proc, r"\(pid (\d+)\); inference worker pid (\d+), training worker pid (\d+)")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def wait_until_gone(pids: list[int], timeout: float = 60) -> list[int]:
+    """The pids still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.5)
+    return [pid for pid in pids if alive(pid)]
 
 
 def pool_of(pid: int) -> list[int]:
@@ -48,12 +70,9 @@ def pool_of(pid: int) -> list[int]:
 
 def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
     port = free_port()
-    env = dict(os.environ, PORT=str(port), INSTANCE_DIR=str(tmp_path), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "worker.run_local"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start_supervisor(port, tmp_path)
     try:
-        match = wait_for_line(proc, r"\(pid (\d+)\); inference worker pid (\d+), training worker pid (\d+)")
-        web_pid, worker_pid, training_pid = int(match[1]), int(match[2]), int(match[3])
+        web_pid, worker_pid, training_pid = started_pids(proc)
         body = None
         for _ in range(120):
             try:
@@ -77,3 +96,20 @@ def test_supervisor_restarts_the_worker_and_stops_everything(tmp_path):
         if proc.poll() is None:  # let the supervisor stop its children
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def test_children_end_with_a_supervisor_killed_outright(tmp_path):
+    """SIGKILL gives the supervisor no chance to stop anything: the kernel tells each child (PR_SET_PDEATHSIG)."""
+    port = free_port()
+    proc = start_supervisor(port, tmp_path)
+    try:
+        pids = list(started_pids(proc))
+        pids += pool_of(pids[1])  # the inference worker's embedded beat
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_until_gone(pids) == []
+        with socket.socket() as s:  # the web server let go of the port
+            s.bind(("127.0.0.1", port))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
