@@ -8,9 +8,9 @@ CATALOG ?= webapp/data/landmarks.json
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run migrate catalog chromium test test-fast translations
+.PHONY: install run migrate catalog chromium test test-fast lint translations
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt $(wildcard requirements/*.txt)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -37,6 +37,11 @@ chromium:
 
 test: install chromium
 	$(PY) -m pytest tests --timeout 900
+
+# ruff (Flask's rule selection) and mypy (check_untyped_defs), both configured in pyproject.toml
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # everything except the slow end-to-end and browser tests
 test-fast: install
