@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
@@ -116,7 +117,7 @@ class Config:
             "task_default_queue": "inference",
             "broker_connection_retry_on_startup": True,
         }
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # survive database restarts
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}  # survive database restarts
         self.WTF_CSRF_TIME_LIMIT = None  # a visitor may leave the page open for hours
         # --- operations (webapp/observability.py, webapp/logs.py, worker/heartbeat.py; docs/operations.md) ---
         self.LOG_FORMAT = env("LOG_FORMAT", "text")  # "json": one JSON object per line (production)

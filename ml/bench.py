@@ -26,7 +26,8 @@ def machine() -> str:
 
 def measure(run, batch: np.ndarray, seconds: float) -> list[float]:
     run(batch)  # warm up (allocation, tracing)
-    times, deadline = [], time.perf_counter() + seconds
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(times) < 3:
         start = time.perf_counter()
         run(batch)

@@ -15,6 +15,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ def remeasure(args, out: Path, rows: dict[str, Row]) -> int:
 
 def budget_settings(budget: str, archs: list[str], overrides: list[str]) -> dict[str, dict]:
     preset = BUDGETS[budget]
-    settings = {a: {**preset.get("*", {}), **preset.get(a, {})} for a in archs}
+    settings: dict[str, dict[str, Any]] = {a: {**preset.get("*", {}), **preset.get(a, {})} for a in archs}
     for item in overrides:
         try:
             key, value = item.split("=", 1)
@@ -133,7 +134,7 @@ def train_and_measure(name: str, args, settings: dict, out: Path) -> Row:
     result = run(cfg)
     arch = result.arch
     top1, top5 = evaluate(arch, result.split.test)
-    used = {"img_size": arch.img_size, "batch_size": cfg.batch_size}
+    used: dict[str, Any] = {"img_size": arch.img_size, "batch_size": cfg.batch_size}
     if name in TRANSFER:
         used.update(views=cfg.views, head_epochs=_ran(result.history, "head"), fine_tune_epochs=_ran(result.history, "fine_tune"),
                     planned=f"{cfg.head_epochs}+{cfg.fine_tune_epochs}", lr=cfg.lr, fine_tune_lr=cfg.fine_tune_lr)

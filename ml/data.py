@@ -35,7 +35,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def report(self) -> dict:
-        counts = defaultdict(int)
+        counts: dict[str, int] = defaultdict(int)
         for s in self.samples:
             counts[self.classes[s.label]] += 1
         return {
@@ -137,7 +137,7 @@ def source_of(path: str) -> str:
 
 def dhash(image: Image.Image, size: int = 8) -> int:
     """64-bit difference hash: robust to resizing, recompression and small colour changes."""
-    small = np.asarray(image.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
+    small = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 
@@ -172,14 +172,14 @@ def group_duplicates(samples: list[Sample], max_bits: int = NEAR_DUPLICATE_BITS)
         distance = np.unpackbits(xor.view(np.uint8).reshape(len(idx), len(idx), 8), axis=-1).sum(-1)
         for a, b in zip(*np.nonzero(np.triu(distance <= max_bits, k=1))):
             parent[find(idx[a])] = find(idx[b])
-    roots = {}
+    roots: dict[int, int] = {}
     return [Sample(s.path, s.label, roots.setdefault(find(i), len(roots))) for i, s in enumerate(samples)]
 
 
 def split(dataset: Dataset, *, test_fraction: float = 0.3, val_fraction: float = 0.1, seed: int = 1337) -> Split:
     """Deterministic, stratified, group-aware split (70/30 by default; validation carved from train)."""
     rng = random.Random(seed)
-    parts = {"train": [], "val": [], "test": []}
+    parts: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for label in range(len(dataset.classes)):
         groups = defaultdict(list)
         for s in dataset.samples:
@@ -201,7 +201,7 @@ def split(dataset: Dataset, *, test_fraction: float = 0.3, val_fraction: float =
 
 def split_negatives(folder: str | None, seed: int) -> dict:
     """Non-landmark photos: 40 % train the background class, 20 % calibrate, 40 % test."""
-    parts = {"train": [], "val": [], "test": []}
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
     if not folder:
         return parts
     files = sorted(s.path for s in scan_flat(folder))
@@ -218,7 +218,7 @@ def split_outliers(folder: str | None, seed: int) -> dict:
     """Landmarks that are not ours (e.g. foreign monuments), by class: every ``UNSEEN_EVERY``-th class is
     ``unseen`` (kept for measuring only); the others' photos are split 40/20/40 like the negatives
     (train joins the background class: outlier exposure; val calibrates; test measures)."""
-    parts = {"train": [], "val": [], "test": [], "unseen": []}
+    parts: dict[str, list] = {"train": [], "val": [], "test": [], "unseen": []}
     if not folder:
         return parts
     dataset = scan(folder, check_images=False)

@@ -188,8 +188,10 @@ def write_plots(out: Path, m: dict, classes: list[str], history_file: Path) -> N
     ax.imshow(np.array(m["confusion"]), cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
     ax.set_yticks(range(len(classes)), classes, fontsize=7)
-    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(f"top-1 {m['top1']:.2%}")
-    fig.tight_layout(), fig.savefig(out / "confusion.png", dpi=90), plt.close(fig)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"top-1 {m['top1']:.2%}")
+    save(fig, out / "confusion.png")
 
     if "rejection" in m:
         curve = m["rejection"]["curve"]
@@ -197,9 +199,13 @@ def write_plots(out: Path, m: dict, classes: list[str], history_file: Path) -> N
         ax.plot([p["rejected_unknown"] for p in curve], [p["accepted_correct"] for p in curve])
         ax.scatter([m["rejection"]["negatives_rejected"]], [m["rejection"]["landmarks_accepted_correct"]], c="red",
                    label=f"threshold {m['rejection']['threshold']:.2f}")
-        ax.set_xlabel("non-landmarks rejected"), ax.set_ylabel("landmarks accepted and correct")
-        ax.set_xlim(0.5, 1.0), ax.set_ylim(0.5, 1.0), ax.grid(alpha=0.3), ax.legend()
-        fig.tight_layout(), fig.savefig(out / "rejection.png", dpi=90), plt.close(fig)
+        ax.set_xlabel("non-landmarks rejected")
+        ax.set_ylabel("landmarks accepted and correct")
+        ax.set_xlim(0.5, 1.0)
+        ax.set_ylim(0.5, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save(fig, out / "rejection.png")
 
     if history_file.exists():
         history = json.loads(history_file.read_text())
@@ -210,7 +216,16 @@ def write_plots(out: Path, m: dict, classes: list[str], history_file: Path) -> N
             for ax, key in zip(axes, ("loss", "accuracy")):
                 ax.plot(epochs, h.get(key, []), label=f"{phase} train")
                 ax.plot(epochs, h.get(f"val_{key}", []), "--", label=f"{phase} val")
-                ax.set_title(key), ax.set_xlabel("epoch")
+                ax.set_title(key)
+                ax.set_xlabel("epoch")
             offset += len(h.get("loss", []))
         axes[0].legend(fontsize=7)
-        fig.tight_layout(), fig.savefig(out / "training.png", dpi=90), plt.close(fig)
+        save(fig, out / "training.png")
+
+
+def save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -116,7 +116,8 @@ def make_split(cfg: TrainConfig) -> Split:
     if cfg.classes:
         dataset = subset(dataset, cfg.classes)
     if cfg.max_per_class:
-        kept, seen = [], {}
+        kept: list = []
+        seen: dict[int, int] = {}
         for s in dataset.samples:
             seen[s.label] = seen.get(s.label, 0) + 1
             if seen[s.label] <= cfg.max_per_class:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -228,9 +229,9 @@ def users_revoke_command(email: str) -> None:
     from webapp.models import ApiToken, utcnow
 
     user = find_user(email)
-    revoked = db.session.execute(
-        db.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
-    ).rowcount
+    result: Any = db.session.execute(
+        db.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    revoked = result.rowcount  # a CursorResult: SQLAlchemy types execute() as the general Result
     db.session.commit()
     click.echo(f"{revoked} tokens of {user.email} revoked")
 

@@ -202,7 +202,8 @@ def plots(version: ModelVersion | None) -> list[str]:
 def metrics_summary(metrics: dict | None) -> dict:
     """The headline numbers, from a metrics.json as ``ml.evaluate`` writes it or a flat summary."""
     metrics = metrics or {}
-    rejection = metrics.get("rejection") if isinstance(metrics.get("rejection"), dict) else {}
+    found = metrics.get("rejection")
+    rejection: dict = found if isinstance(found, dict) else {}
     return {
         "top1": metrics.get("top1"),
         "top5": metrics.get("top5"),

@@ -7,7 +7,7 @@ preprocessing that must travel with it into the bundle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 _REGISTRY: dict[str, Callable[..., "Architecture"]] = {}
 
@@ -15,7 +15,7 @@ _REGISTRY: dict[str, Callable[..., "Architecture"]] = {}
 @dataclass
 class Architecture:
     name: str
-    model: object  # keras.Model: normalised image -> probs; has a layer named "embedding"
+    model: Any  # keras.Model: normalised image -> probs; has a layer named "embedding"
     img_size: int
     mean: float = 127.5  # x_normalised = (x_0..255 - mean) / std
     std: float = 127.5

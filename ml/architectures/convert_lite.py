@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     state = load_state(args.state_dict)
     check_layout(state, args.variant)
     if args.npz:
-        np.savez(args.npz, **state)
+        np.savez(args.npz, **state)  # type: ignore[arg-type]  # numpy's stub types **kwds as its flags
         print(f"{len(state)} tensors -> {args.npz}")
     if args.out:
         model = convert(state, args.variant, args.img_size)
