@@ -127,7 +127,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_fast_path(args) -> int:
-    from ml.fastpath import main as fast_path
+    from ml.quantize import main as fast_path
 
     return fast_path(args)
 

@@ -1,14 +1,14 @@
 """Load a bundle once, predict batches of decoded images with LiteRT (CPU), TensorFlow or JAX (GPU).
 
-Runtimes: ``litert`` (CPU workers; with the bundle's int8 fast path, ``ml.fastpath``, when it has one),
-``tensorflow`` (the Keras model compiled with ``tf.function``), ``jax`` (the same Keras model on Keras's
-JAX backend, compiled with XLA; for GPU hosts that have JAX rather than TensorFlow), ``keras`` (plain
-``model.predict``: the naive baseline in benchmarks).
+The runtimes live in ``ml/runtimes/``: ``litert`` (CPU workers; with the bundle's int8 fast path,
+``ml.fastpath``, when it has one), ``tensorflow`` (the Keras model compiled with ``tf.function``), ``jax``
+(the same Keras model on Keras's JAX backend, compiled with XLA; for GPU hosts that have JAX rather than
+TensorFlow), ``keras`` (plain ``model.predict``: the naive baseline in benchmarks). The predictor adds
+preprocessing, batching, the fast path and the answer tiers.
 """
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,10 +18,12 @@ from PIL import Image
 
 from ml import bundle as bundles
 from ml.bundle import BundleError, default_bundle_dir  # noqa: F401  (public API)
+from ml.fastpath import unclear
 from ml.images import ImageSource, load_rgb, to_array
+from ml.runtimes import RUNTIMES, gpu_visible, resolve  # noqa: F401  (public API)
+from ml.runtimes import load as load_runtime
+from ml.runtimes.litert import load as load_litert
 from ml.tiers import TierRule, answer
-
-RUNTIMES = ("auto", "litert", "tensorflow", "jax", "keras")
 
 
 @dataclass
@@ -39,32 +41,23 @@ class Prediction:
                 "suggestions": self.suggestions, "top5": [[k, round(p, 4)] for k, p in self.top5]}
 
 
-def gpu_visible() -> bool:
-    """True when an NVIDIA GPU is usable, checked without importing TensorFlow."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
-
-
 class Predictor:
     def __init__(self, bundle_dir: str | Path | None = None, runtime: str = "auto", *,
                  threads: int | None = None, max_batch: int = 32, fast_path: bool = True):
-        if runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        self.runtime = resolve(runtime)
         self.info = bundles.read(bundle_dir)
         self.tiers = TierRule.from_bundle(self.info.extra)
         if self.tiers.min_similarity > -1.0:  # bench/rejection.py compares such rules; serving has no similarity here
             raise BundleError(f"{self.info.path}: tier rules with a similarity bar are not served")
-        self.runtime = ("tensorflow" if gpu_visible() else "litert") if runtime == "auto" else runtime
         self.max_batch = max_batch
         self.threads = threads or int(os.environ.get("ML_THREADS", 0)) or os.cpu_count() or 1
-        self._run = self._load()
+        self._run = load_runtime(self.runtime, self.info, threads=self.threads, max_batch=max_batch)
         # the int8 fast path (litert only): its rule {"margin", "floor"}, or None when not in use
         rule = self.info.extra.get("fast_path") if fast_path and self.runtime == "litert" else None
         self.fast_path = {"margin": float(rule["margin"]), "floor": float(rule["floor"])} if rule else None
         if rule and not (self.info.path / rule["file"]).exists():
             raise BundleError(f"incomplete model bundle {self.info.path}: {rule['file']} (its fast path) is missing")
-        self._fast = self._litert(self.info.path / rule["file"]) if rule else None
+        self._fast = load_litert(self.info.path / rule["file"], self.info, self.threads) if rule else None
 
     @property
     def version(self) -> str:
@@ -102,7 +95,7 @@ class Predictor:
         return self._chunked(run, batch)
 
     def fast_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The int8 model's own outputs (for ``ml.fastpath.compare``)."""
+        """The int8 model's own outputs (for ``ml.quantize.compare``)."""
         return self._chunked(self._fast, batch)
 
     def _chunked(self, run, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,8 +105,6 @@ class Predictor:
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
     def _fast_then_float(self, batch: np.ndarray):
-        from ml.fastpath import unclear
-
         probs, embeddings = self._fast(batch)
         redo = unclear(probs, len(self.labels), **self.fast_path, tiers=self.tiers)
         if redo.any():
@@ -129,91 +120,6 @@ class Predictor:
         candidate = result.suggestions[0] if result.tier != "unknown" else None
         return Prediction(candidate, top5[0][1], top5, embedding.astype(np.float32), tier=result.tier,
                           suggestions=result.suggestions)
-
-    # -- internals ----------------------------------------------------------------------------
-    def _load(self):
-        try:
-            if self.runtime == "litert":
-                return self._litert(self.info.tflite)
-            if self.runtime == "jax":
-                return self._load_jax()
-            return self._load_tensorflow(jit=self.runtime == "tensorflow")
-        except BundleError:
-            raise
-        except Exception as exc:
-            raise BundleError(f"cannot load the {self.runtime} model from {self.info.path}: {exc}") from exc
-
-    def _litert(self, model_file: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_path=str(model_file), num_threads=self.threads)
-        inp = interpreter.get_input_details()[0]["index"]
-        shape = [None]
-
-        def outputs_in_order():
-            # Output tensor order is not guaranteed: the embedding is the one with unit norm rows
-            details = interpreter.get_output_details()
-            widths = {d["index"]: d["shape"][-1] for d in details}
-            n_probs = len(self.labels) + (1 if self.info.background else 0)
-            probs = next(i for i, w in widths.items() if w == n_probs)
-            return probs, next(i for i in widths if i != probs)
-
-        order = [None]
-
-        def run(batch: np.ndarray):
-            if shape[0] != batch.shape:
-                interpreter.resize_tensor_input(inp, batch.shape, strict=False)
-                interpreter.allocate_tensors()
-                shape[0] = batch.shape
-                order[0] = outputs_in_order()
-            interpreter.set_tensor(inp, batch.astype(np.float32, copy=False))
-            interpreter.invoke()
-            return interpreter.get_tensor(order[0][0]).copy(), interpreter.get_tensor(order[0][1]).copy()
-
-        return run
-
-    def _load_tensorflow(self, jit: bool):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import keras
-
-        model = keras.models.load_model(self.info.keras, compile=False)
-        if not jit:  # plain Keras predict() on whichever backend Keras runs: the naive baseline in benchmarks
-            return lambda batch: [np.asarray(o) for o in model.predict(batch, verbose=0, batch_size=len(batch))]
-        import tensorflow as tf
-
-        call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda batch: [o.numpy() for o in call(tf.convert_to_tensor(batch, tf.float32))]
-
-    def _load_jax(self):
-        # Keras picks its backend once, at its first import; a process serving this runtime imports it here first
-        if "keras" not in sys.modules:
-            os.environ.setdefault("KERAS_BACKEND", "jax")
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers may share one GPU
-        import jax
-        import keras
-
-        if keras.backend.backend() != "jax":
-            raise BundleError(f"the jax runtime needs KERAS_BACKEND=jax before Keras is imported "
-                              f"(this process already uses {keras.backend.backend()})")
-        model = keras.models.load_model(self.info.keras, compile=False)
-        weights = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
-
-        @jax.jit
-        def call(trainable, non_trainable, x):
-            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
-
-        # XLA compiles once per input shape: batches are padded to a power of two, all compiled now,
-        # so no visitor's photo waits for a compilation
-        buckets = sorted({min(2 ** i, self.max_batch) for i in range(self.max_batch.bit_length() + 1)})
-        for size in buckets:
-            jax.block_until_ready(call(*weights, np.zeros((size, self.img_size, self.img_size, 3), np.float32)))
-
-        def run(batch: np.ndarray):
-            size = next(b for b in buckets if b >= len(batch))
-            padded = np.pad(batch, ((0, size - len(batch)), (0, 0), (0, 0), (0, 0))) if size > len(batch) else batch
-            return [np.asarray(o)[: len(batch)] for o in call(*weights, padded.astype(np.float32, copy=False))]
-
-        return run
 
 
 def predict_files(predictor: Predictor, files: Iterable[str]) -> Iterable[dict]:

@@ -316,10 +316,10 @@ def package(result: TrainResult, cfg: TrainConfig, bundle_dir: str | Path, *, na
         info = calibrate_answers(predictor, data_split.val, result.negatives["val"], result.outliers.get("val", []),
                                  bundle_dir, min_rejected)
     if fast_path:  # after the threshold: the fast path's floor derives from it
-        from ml import fastpath
+        from ml import quantize
 
-        images = fastpath.calibration_images(data_split.train, result.negatives["train"], arch.img_size)
-        info = fastpath.add(bundle_dir, images)
+        images = quantize.calibration_images(data_split.train, result.negatives["train"], arch.img_size)
+        info = quantize.add(bundle_dir, images)
     return info
 
 

@@ -128,12 +128,12 @@ def fast_bundle(tiny_bundle, tmp_path_factory) -> Path:
     """The tiny bundle with an int8 fast path (ml.fastpath), calibrated on stripe photos."""
     import shutil
 
-    from ml import fastpath
+    from ml import quantize
     from ml.images import to_array
 
     path = tmp_path_factory.mktemp("fast") / "tiny"
     shutil.copytree(tiny_bundle, path)
-    fastpath.add(path, np.stack([to_array(pattern(i % 2, seed=100 + i), 32).astype(np.uint8) for i in range(32)]))
+    quantize.add(path, np.stack([to_array(pattern(i % 2, seed=100 + i), 32).astype(np.uint8) for i in range(32)]))
     return path
 
 
