@@ -12,6 +12,14 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+# Celery task names, the one spelling: the web enqueues by name (it never imports the worker), the worker
+# registers its tasks under them (worker/tasks.py), and the routes below send each to its queue.
+RECOGNIZE_TASK = "worker.tasks.recognize"  # args: [Recognition id]
+EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids] or none (all missing)
+TRAIN_TASK = "worker.tasks.train_model"  # args: [ModelVersion id]
+SWEEP_TASK = "worker.tasks.sweep"
+PURGE_TASK = "worker.tasks.purge"
+
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
 
@@ -104,14 +112,14 @@ class Config:
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
             "task_routes": {  # exact names first, then patterns
-                "worker.tasks.sweep": {"queue": "maintenance"},
-                "worker.tasks.purge": {"queue": "maintenance"},
-                "worker.tasks.train_model": {"queue": "training"},
-                "worker.tasks.*": {"queue": "inference"},
+                SWEEP_TASK: {"queue": "maintenance"},
+                PURGE_TASK: {"queue": "maintenance"},
+                TRAIN_TASK: {"queue": "training"},
+                "worker.tasks.*": {"queue": "inference"},  # RECOGNIZE_TASK, EMBED_TASK
             },
             "beat_schedule": {
-                "sweep-stuck-recognitions": {"task": "worker.tasks.sweep", "schedule": float(self.SWEEP_INTERVAL_S)},
-                "purge-old-uploads": {"task": "worker.tasks.purge", "schedule": float(self.PURGE_INTERVAL_S)},
+                "sweep-stuck-recognitions": {"task": SWEEP_TASK, "schedule": float(self.SWEEP_INTERVAL_S)},
+                "purge-old-uploads": {"task": PURGE_TASK, "schedule": float(self.PURGE_INTERVAL_S)},
             },
             "beat_schedule_filename": str(INSTANCE_DIR / "celerybeat-schedule"),
             "task_default_queue": "inference",

@@ -20,6 +20,7 @@ def celery_init_app(app: Flask) -> Celery:
     if celery_app.conf.broker_url.startswith("sqla+"):
         _tune_embedded_broker(app.config["BROKER_POLLING_INTERVAL"])
     celery_app.set_default()
+    celery_app.flask_app = app  # how the worker's signal handlers reach the app (worker/signals.py)
     app.extensions["celery"] = celery_app
     return celery_app
 

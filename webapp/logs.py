@@ -2,7 +2,7 @@
 
 A JSON line has ``ts``, ``level``, ``logger``, ``message``, ``process`` and, while one is being
 handled, ``recognition_id``: the web binds it when an upload is stored, the worker while a
-``recognize`` task runs (worker/logging_setup.py), so one grep follows a photo through both.
+``recognize`` task runs (worker/signals.py), so one grep follows a photo through both.
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from sqlalchemy import func
 
 from webapp.extensions import db
 from webapp.models import Recognition, ReferencePhoto, finish_once, utcnow
-from webapp.references import EMBED_TASK
-from webapp.uploads import RECOGNIZE_TASK, remove_files, upload_dir
+from config import EMBED_TASK, RECOGNIZE_TASK
+from webapp.uploads import remove_files, upload_dir
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from flask import current_app
 
+from config import EMBED_TASK, TRAIN_TASK
 from ml.bundle import SHIPPED
 from webapp.extensions import db
 from webapp.models import ModelVersion, ReferencePhoto, User, utcnow
-from webapp.references import EMBED_TASK
 from webapp.serializers import _iso as iso
 
-TRAIN_TASK = "worker.tasks.train_model"  # args: [ModelVersion id]; routed to the "training" queue
 SHIPPED_KEY = "shipped"
 PLOTS = ("confusion.png", "rejection.png", "training.png")  # written by ml.evaluate.write_plots
 MAX_REPORT_BYTES = 256 * 1024

@@ -13,12 +13,12 @@ from pathlib import Path
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
+from config import EMBED_TASK
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User
 from webapp.uploads import SHOWN_SIDE, UploadError, decode_upload, original_path, read_image
 
-EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids]
 # Photos that may represent a landmark on public pages: an editor's, not a visitor's correction (the visitor
 # agreed to its use for improving recognition, not to its publication).
 COVER_SOURCES = ("editor",)

@@ -15,12 +15,12 @@ from flask import current_app
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
+from config import RECOGNIZE_TASK
 from ml import images
 from webapp import logs
 from webapp.extensions import db
 from webapp.models import Recognition, utcnow
 
-RECOGNIZE_TASK = "worker.tasks.recognize"  # enqueued by name: the web never imports the worker
 SHOWN_SIDE = 1280  # the longer side of the metadata-free copy shown back to visitors and editors
 
 

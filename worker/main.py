@@ -1,8 +1,8 @@
-"""The worker's Flask app and Celery app, built from the environment like the web's."""
+"""The worker's entry module (``celery -A worker``): its Flask app and Celery app, built from the environment
+like the web's, with the tasks and the signal handlers registered. Nothing imports it but Celery's loader."""
 from config import Config
 from webapp import create_app
-from worker import model, tasks  # noqa: F401  (registers the tasks and the model loader)
-from worker import heartbeat, logging_setup  # noqa: F401  (heartbeat rows; log format, recognition ids)
+from worker import signals, tasks  # noqa: F401  (registers the signal handlers and the tasks)
 
 
 def worker_overrides(config: Config) -> dict:

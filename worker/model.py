@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-from celery.signals import worker_process_init, worker_ready
 from flask import Flask, current_app
 from PIL import Image
 
@@ -276,29 +275,14 @@ def loaded_runtime() -> str | None:
     return _engine.predictor.runtime if _engine is not None else None
 
 
-@worker_process_init.connect
-def _load_in_child(**_kwargs) -> None:
-    """Prefork: each pool process loads the model as it starts (one model thread: a process per core)."""
-    _preload(1)
-
-
-@worker_ready.connect
-def _load_in_worker(sender=None, **_kwargs) -> None:
-    """Threads and solo pools run tasks in this process: load the model before the first task."""
-    from celery.concurrency.prefork import TaskPool as PreforkPool
-
-    if not isinstance(getattr(sender, "pool", None), PreforkPool):  # prefork children load their own
-        _preload(os.cpu_count() or 1)
-
-
-def _preload(threads: int) -> None:
+def preload(app: Flask, queues: list[str], threads: int) -> None:
+    """Load the model before the first task (worker/signals.py), with ``threads`` model threads when
+    ``INFERENCE_THREADS`` is auto. Only inference workers serve a model."""
     global _pool_threads
-    from worker.main import celery_app, flask_app
-
     _pool_threads = threads
-    if "inference" not in celery_app.amqp.queues.consume_from:  # a training or maintenance worker
+    if "inference" not in queues:  # a training or maintenance worker
         return
-    with flask_app.app_context():
+    with app.app_context():
         try:
             get_engine()
         except Exception:  # logged here; each task then retries the load and reports the failure

@@ -8,6 +8,7 @@ import time
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from config import EMBED_TASK, PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, TRAIN_TASK
 from ml import images
 from webapp import maintenance
 from webapp.extensions import db
@@ -28,7 +29,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @shared_task(
-    name="worker.tasks.recognize",
+    name=RECOGNIZE_TASK,
     bind=True,
     acks_late=True,  # a task is removed from the queue only once it has finished...
     reject_on_worker_lost=True,  # ...and goes back to it if its process dies mid-way
@@ -120,7 +121,7 @@ def mark_failed(recognition_id: str, error: str) -> None:
         log.exception("could not mark recognition %s failed", recognition_id)
 
 
-@shared_task(name="worker.tasks.embed_references", bind=True, acks_late=True, reject_on_worker_lost=True,
+@shared_task(name=EMBED_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
              max_retries=8)
 def embed_references(self, photo_ids: list[int] | None = None) -> int:
     """Store the active model's embedding of reference photos: ``photo_ids``, or (None) every photo whose
@@ -165,7 +166,7 @@ def store_embedding(photo_id: int, **values) -> int:
     return written
 
 
-@shared_task(name="worker.tasks.train_model", acks_late=True)
+@shared_task(name=TRAIN_TASK, acks_late=True)
 def train_model(version_id: int) -> str:
     """Retrain on the base dataset plus every reference photo; registers the result (training queue)."""
     from worker.training import train
@@ -173,13 +174,13 @@ def train_model(version_id: int) -> str:
     return train(version_id)
 
 
-@shared_task(name="worker.tasks.sweep")
+@shared_task(name=SWEEP_TASK)
 def sweep() -> dict:
     """Re-enqueue recognitions stuck in queued/running; fail them after SWEEP_MAX_REQUEUES (beat, maintenance)."""
     return maintenance.sweep()
 
 
-@shared_task(name="worker.tasks.purge")
+@shared_task(name=PURGE_TASK)
 def purge() -> dict:
     """Delete uploads older than RETENTION_DAYS (beat, maintenance queue)."""
     return maintenance.purge()

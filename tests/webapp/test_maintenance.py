@@ -97,7 +97,7 @@ def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_pa
 
 def test_sweep_resends_the_embedding_of_reference_photos_left_without_one(tmp_path):
     from webapp.models import Landmark, ReferencePhoto
-    from webapp.references import EMBED_TASK
+    from config import EMBED_TASK
 
     app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=600))
     with app.app_context():

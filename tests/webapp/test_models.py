@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
+from config import EMBED_TASK, TRAIN_TASK
 from factories import build_app, make_config, queued_tasks
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto, utcnow
 
-TRAIN_TASK = "worker.tasks.train_model"
-EMBED_TASK = "worker.tasks.embed_references"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # served as bytes, never decoded
 
 

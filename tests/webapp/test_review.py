@@ -11,7 +11,7 @@ from factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_byte
 from webapp.cli import upsert_landmarks
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User, utcnow
-from webapp.references import EMBED_TASK
+from config import EMBED_TASK
 from webapp.uploads import display_path, original_path
 
 TOP5 = [["Vinh_Ha_Long", 0.62], ["Ho_Hoan_Kiem", 0.30]]

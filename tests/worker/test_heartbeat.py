@@ -79,16 +79,16 @@ def test_beats_sweep_rows_of_long_dead_workers(app):
 
 
 def test_recognize_tasks_tag_their_log_lines():
-    from worker import logging_setup
+    from worker import signals
     from worker.tasks import recognize
 
     def line(message):
         return json.loads(JsonFormatter().format(logging.LogRecord("worker.tasks", logging.INFO, __file__, 1,
                                                                    message, None, None)))
 
-    logging_setup._tag(task=recognize, args=["rec-123"])
+    signals.tag_logs(task=recognize, args=["rec-123"])
     assert line("running")["recognition_id"] == "rec-123"
-    logging_setup._untag(task=recognize)
+    signals.task_finished(task=recognize)
     assert "recognition_id" not in line("idle") and recognition_id.get() is None
 
 
