@@ -127,7 +127,7 @@ class Config:
         }
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}  # survive database restarts
         self.WTF_CSRF_TIME_LIMIT = None  # a visitor may leave the page open for hours
-        # --- operations (webapp/observability.py, webapp/logs.py, worker/heartbeat.py; docs/operations.md) ---
+        # --- operations (webapp/observability/, webapp/logs.py, worker/heartbeat.py; docs/operations.md) ---
         self.LOG_FORMAT = env("LOG_FORMAT", "text")  # "json": one JSON object per line (production)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
         self.HEARTBEAT_INTERVAL_S = float(env("HEARTBEAT_INTERVAL_S", "10"))  # each worker process's sign of life

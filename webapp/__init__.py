@@ -67,7 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     security.init_app(app)  # headers and rate limits (after the views it wraps, after the generic handlers)
     geo.init_app(app)  # map helpers for the _map.html macro
     cli.init_app(app)
-    from webapp.views import ops  # /readyz and /metrics (webapp/observability.py)
+    from webapp.views import ops  # /readyz and /metrics (webapp/observability/)
     app.register_blueprint(ops.bp)
     return app
 

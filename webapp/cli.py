@@ -112,9 +112,9 @@ def purge_command() -> None:
 @click.option("--minutes", default=5, show_default=True, type=click.IntRange(1, 60), help="How far back to look.")
 def stats_command(minutes: int) -> None:
     """Queue depth, live workers, throughput and latency of the last minutes (the /metrics numbers)."""
-    from webapp import observability
+    from webapp.observability.report import stats_report
 
-    click.echo(observability.stats_report(minutes))
+    click.echo(stats_report(minutes))
 
 
 # --- flask models ---------------------------------------------------------------------------

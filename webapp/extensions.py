@@ -17,3 +17,11 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate(render_as_batch=True)  # batch mode lets later migrations ALTER tables on SQLite
 csrf = CSRFProtect()
 babel = Babel()
+
+
+def discard_session() -> None:
+    """Roll back; on a connection that died with the database the rollback itself fails: drop the session."""
+    try:
+        db.session.rollback()
+    except Exception:
+        db.session.registry.clear()

@@ -2,7 +2,7 @@
 
 The row says which queues the process consumes, which model version it serves and how many
 tasks it has run; /readyz, /metrics and ``flask ops stats`` count the fresh ones
-(webapp/observability.py). It starts in every process that runs tasks, after its model loaded, and
+(webapp/observability/). It starts in every process that runs tasks, after its model loaded, and
 its row is deleted when the process shuts down (worker/signals.py). Rows of processes killed without a goodbye go stale and are
 swept by the survivors' ticks. A database outage is logged and retried at the next tick.
 """
@@ -11,15 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from datetime import datetime, timedelta
 
-from flask import Flask
+from typing import Any
 
-from webapp import observability
+from flask import Flask, current_app
+
 from webapp.extensions import db
 from webapp.models import WorkerHeartbeat, utcnow
 from worker.model import loaded_runtime, loaded_version, worker_name
 
 log = logging.getLogger(__name__)
+STALE_SWEEP_FACTOR = 10  # heartbeat rows older than 10 × WORKER_STALE_S are deleted
 
 
 class Heartbeat:
@@ -46,7 +49,7 @@ class Heartbeat:
             row.model_version, row.runtime, row.processed = loaded_version(), loaded_runtime(), self.processed
             db.session.add(row)
             db.session.commit()
-            observability.sweep_stale_heartbeats()
+            sweep_stale_heartbeats()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -71,6 +74,14 @@ class Heartbeat:
                 db.session.commit()
         except Exception as exc:
             log.warning("heartbeat row of %s not removed (it goes stale): %s", self.name, exc)
+
+
+def sweep_stale_heartbeats(now: datetime | None = None) -> int:
+    """Delete rows of workers silent for STALE_SWEEP_FACTOR × WORKER_STALE_S (killed without goodbye)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_SWEEP_FACTOR * current_app.config["WORKER_STALE_S"])
+    result: Any = db.session.execute(db.delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < cutoff))
+    db.session.commit()
+    return result.rowcount
 
 
 # --- one heartbeat per process, started and stopped by worker/signals.py --------------------------------

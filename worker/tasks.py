@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from config import EMBED_TASK, PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, TRAIN_TASK
 from ml import images
 from webapp import maintenance
-from webapp.extensions import db
+from webapp.extensions import db, discard_session
 from webapp.models import Recognition, ReferencePhoto, utcnow
 from webapp.references import reference_path
 from webapp.uploads import decode_upload, original_file, visitor_reason
@@ -52,14 +52,6 @@ def retry_if_transient(task, exc: Exception) -> None:
     if is_transient(exc) and task.request.retries < task.max_retries:
         log.warning("%s: database unavailable, retrying (%s)", task.name, exc)
         raise task.retry(exc=exc, countdown=min(30, 0.5 * 2**task.request.retries))
-
-
-def discard_session() -> None:
-    """Roll back; on a connection that died with the database, the rollback itself fails: drop the session."""
-    try:
-        db.session.rollback()
-    except Exception:
-        db.session.registry.clear()
 
 
 def run_recognition(recognition_id: str) -> str | None:

@@ -14,7 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config import Config
 from factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
-from webapp import create_app, observability
+from ml.bundle import SHIPPED
+from webapp import create_app
+from webapp.observability.histograms import Histogram
 from webapp.extensions import db
 from webapp.logs import configure_logging, recognition_id
 from webapp.models import ModelVersion, Recognition, WorkerHeartbeat, utcnow
@@ -202,7 +204,7 @@ def test_live_workers_and_the_models_they_serve(app, client):
 
 
 def test_active_model_is_the_shipped_bundle_until_a_version_is_activated(app, client):
-    shipped = json.loads((observability.SHIPPED / "bundle.json").read_text())["version"]
+    shipped = json.loads((SHIPPED / "bundle.json").read_text())["version"]
     families = metrics(client)
     assert sample(families, "landmark_active_model_info", version=shipped, source="bundle") == 1
     with app.app_context():
@@ -221,11 +223,11 @@ def test_metrics_and_readyz_are_not_rate_limited(tmp_path):
 
 
 def test_histogram_quantiles_interpolate_like_promql():
-    h = observability.Histogram((0.1, 0.5, 1.0), [10, 90, 100], 100, 30.0)
+    h = Histogram((0.1, 0.5, 1.0), [10, 90, 100], 100, 30.0)
     assert h.quantile(0.05) == pytest.approx(0.05)
     assert h.quantile(0.5) == pytest.approx(0.1 + 0.4 * 40 / 80)
     assert h.quantile(0.95) == pytest.approx(0.5 + 0.5 * 5 / 10)
-    assert observability.Histogram((1.0,), [0], 0, 0.0).quantile(0.5) is None
+    assert Histogram((1.0,), [0], 0, 0.0).quantile(0.5) is None
 
 
 # --- logs -------------------------------------------------------------------------------------

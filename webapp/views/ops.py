@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import observability
+from webapp.observability.prometheus import render_metrics
+from webapp.observability.readiness import readiness
 
 bp = Blueprint("ops", __name__)
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -20,14 +21,14 @@ def readyz():
     """200 when the database and broker answer; ``?require_worker=1`` (or READY_REQUIRES_WORKER) adds a worker."""
     flag = request.args.get("require_worker", "").strip().lower()
     require_worker = True if flag in TRUE else False if flag in FALSE else current_app.config["READY_REQUIRES_WORKER"]
-    status, body = observability.readiness(require_worker)
+    status, body = readiness(require_worker)
     return jsonify(body), status, {"Cache-Control": "no-store"}
 
 
 @bp.get("/metrics")
 def metrics():
     try:
-        payload = observability.render_metrics()
+        payload = render_metrics()
     except SQLAlchemyError as exc:  # no numbers rather than wrong ones; Prometheus marks the target down
         current_app.logger.warning("metrics: database unavailable: %s", exc)
         return Response("database unavailable\n", 503, mimetype="text/plain")
