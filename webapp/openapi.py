@@ -29,8 +29,8 @@ PUBLIC_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"}  # models.ne
 PATH_PARAMETERS = {  # by the URL rules' argument names; others are plain strings (or integers: <int:...>)
     "rec_id": ("A recognition's id (from the upload's answer).", PUBLIC_ID),
     "slug": ("A catalog landmark's slug.", {"type": "string", "pattern": editing.SLUG.pattern, "maxLength": 80}),
-    "photo_id": ("A reference photo's id.", {"type": "integer", "minimum": 1}),
-    "version_id": ("A model version's id.", {"type": "integer", "minimum": 1}),
+    "photo_id": ("A reference photo's id.", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+    "version_id": ("A model version's id.", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
 }
 ERRORS = {
     400: "Bad request: the message says what to send.",
