@@ -208,3 +208,22 @@ def test_a_body_that_drifts_from_its_schema_is_caught(app, catalog, client):
         call(schema, "GET", "/api/v1/landmarks")
     [failure] = found.value.exceptions
     assert isinstance(failure, JsonSchemaError) and "21.0288" in str(failure.instance)
+
+
+def test_a_row_id_past_the_database_integer_is_a_404_not_a_500(any_db_app):
+    """Found by schemathesis: /api/v1/models/<huge int> overflowed the database driver (a 500)."""
+    from webapp.cli import upsert_landmarks
+
+    from factories import SAMPLE_CATALOG
+
+    with any_db_app.app_context():
+        upsert_landmarks(SAMPLE_CATALOG)
+    client = any_db_app.test_client()
+    headers = api_headers(any_db_app, make_user(any_db_app, "admin"))
+    for huge in (2**31, 2**70):
+        for path in (f"/api/v1/models/{huge}", f"/api/v1/landmarks/vinh-ha-long/photos/{huge}",
+                     f"/landmark-photos/{huge}"):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 404, (path, response.status_code)
+    assert client.get(f"/api/v1/models/{2**31 - 1}", headers=headers).get_json()["error"] == \
+        "no model version with this id"  # the largest id still reaches the view
