@@ -21,13 +21,14 @@ from webapp.extensions import babel, csrf, db, migrate
 from webapp.i18n import current_language, select_locale
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MAX_ROW_ID = 2**31 - 1  # PostgreSQL's INTEGER
 
 
 class RowIdConverter(IntegerConverter):
     """``<int:...>``: every one in our URLs is a row id, so one past PostgreSQL's INTEGER is a 404, not a
     database overflow (a 500)."""
 
-    def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1,
+    def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ROW_ID,
                  signed: bool = False) -> None:
         super().__init__(url_map, fixed_digits, min, max, signed)
 

@@ -1,10 +1,22 @@
 """The OpenAPI 3.1 document of the JSON API (``GET /api/v1/openapi.json``), built from the code by apispec.
 
 Documenting a route takes two things: YAML after ``---`` in its view's docstring, one operation per HTTP
-method (apispec's docstring format), and the marshmallow schemas below for the bodies, named without their
-``Schema`` suffix (``schema: Recognition``). The builder adds what the code already knows: path parameters
-from the URL rule, ``401``/``403`` on operations that need a bearer token, ``429`` on rate-limited endpoints
-and ``503`` everywhere. tests/webapp/test_openapi.py fails for an /api/ route or method left undocumented
+method (apispec's docstring format), and a marshmallow schema below for each body, named without its
+``Schema`` suffix (``schema: Recognition``); ``404: "404"`` names one of the shared error answers (ERRORS).
+The builder adds what the code already knows: path parameters from the URL rule, ``401``/``403`` on
+operations that need a bearer token, ``429`` on rate-limited endpoints and ``503`` everywhere. For example::
+
+    @bp.get("/api/v1/recognitions/<rec_id>")
+    def get_recognition(rec_id):
+        '''---
+        get:
+          summary: A recognition, with its result once done
+          responses:
+            200: {description: The recognition, content: {application/json: {schema: Recognition}}}
+            404: "404"
+        '''
+
+tests/webapp/test_openapi.py fails for an /api/ route or method left undocumented
 and checks with schemathesis that the routes answer as documented.
 
 Response schemas list every field as required and allow no others: a field added to a serializer must be
@@ -20,7 +32,7 @@ from flask import Flask
 from marshmallow import EXCLUDE, Schema, fields, validate
 from werkzeug.routing import Rule
 
-from webapp import editing, models, security
+from webapp import MAX_ROW_ID, editing, models, security
 
 TITLE = "Vietnamese landmark recognition API"
 DOCUMENTED = re.compile(r"^/api/|^/healthz$")
@@ -29,8 +41,8 @@ PUBLIC_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"}  # models.ne
 PATH_PARAMETERS = {  # by the URL rules' argument names; others are plain strings (or integers: <int:...>)
     "rec_id": ("A recognition's id (from the upload's answer).", PUBLIC_ID),
     "slug": ("A catalog landmark's slug.", {"type": "string", "pattern": editing.SLUG.pattern, "maxLength": 80}),
-    "photo_id": ("A reference photo's id.", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
-    "version_id": ("A model version's id.", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+    "photo_id": ("A reference photo's id.", {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}),
+    "version_id": ("A model version's id.", {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}),
 }
 ERRORS = {
     400: "Bad request: the message says what to send.",

@@ -6,8 +6,6 @@ answers that random ids cannot reach (a finished recognition, a landmark's photo
 """
 from __future__ import annotations
 
-import io
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from auth_helpers import api_headers, make_user
-from factories import finished_recognition, jpeg_bytes, queued_tasks, sample_photos
+from factories import SAMPLE_CATALOG, finished_recognition, jpeg_bytes, queued_tasks, sample_photos
 
 EXAMPLES = 20  # per operation (about 10 s in all)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -91,17 +89,26 @@ def test_a_view_without_a_docstring_operation_is_left_out(app):
 @pytest.fixture
 def seeded(app, catalog):
     """A catalog, an admin's bearer token (admins may do everything editors may) and a few rows."""
+    from webapp.extensions import db
+    from webapp.models import ModelVersion, User
+
     headers = api_headers(app, make_user(app, "admin"))
     with app.app_context():
         sure = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[])
         maybe = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
                                      places=[["ho-hoan-kiem", 0.64]])
         failed = finished_recognition(None, [], status="failed", error="the image data is damaged")
-    return {"headers": headers, "sure": sure, "maybe": maybe, "failed": failed}
+        training = ModelVersion(arch="lenet5", status="training", settings={"epochs": 2},
+                                progress={"phase": "fit", "epoch": 1, "epochs": 2, "history": [{"loss": 1.2}]},
+                                started_by=db.session.scalars(db.select(User)).one())
+        db.session.add(training)
+        db.session.commit()
+        version = training.id
+    return {"headers": headers, "sure": sure, "maybe": maybe, "failed": failed, "version": version}
 
 
 def test_generated_requests_are_answered_as_documented(app, seeded):
-    """Each operation with a few valid requests (deterministic), as an editor: random ids mostly give 404s,
+    """Each operation with a few valid requests (deterministic), as an admin: random ids mostly give 404s,
     request bodies are generated from their schemas (new landmarks, feedback, photos)."""
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     schema.config.generation.update(modes=[GenerationMode.POSITIVE])
@@ -119,8 +126,7 @@ def test_generated_requests_are_answered_as_documented(app, seeded):
 
 def call(schema, method: str, path: str, **case):
     """One request with these parameters, checked against the document like the generated ones."""
-    response = schema[path][method].Case(**case).call_and_validate(checks=CHECKS)
-    return response
+    return schema[path][method].Case(**case).call_and_validate(checks=CHECKS)
 
 
 def test_seeded_answers_are_as_documented(app, seeded):
@@ -149,7 +155,8 @@ def test_seeded_answers_are_as_documented(app, seeded):
                 headers=editor).content[:2] == b"\xff\xd8"
     assert call(schema, "GET", "/api/v1/landmarks/{slug}", path_parameters=slug,
                 headers=editor).json()["photos"]["total"] == 1
-    new = {"slug": "chua-mot-cot", "name_vi": "Chùa Một Cột", "name_en": "One Pillar Pagoda", "lat": 21.03, "lon": 105.83}
+    new = {"slug": "chua-mot-cot", "name_vi": "Chùa Một Cột", "name_en": "One Pillar Pagoda",
+           "lat": 21.03, "lon": 105.83}
     created = call(schema, "POST", "/api/v1/landmarks", headers=editor, body=new, media_type="application/json")
     assert created.status_code == 201
     taken = call(schema, "POST", "/api/v1/landmarks", headers=editor, body=new, media_type="application/json")
@@ -165,7 +172,13 @@ def test_seeded_answers_are_as_documented(app, seeded):
                 headers=editor).status_code == 204
 
     versions = call(schema, "GET", "/api/v1/models", headers=editor).json()
-    assert versions[-1]["id"] == "shipped"
+    assert [v["id"] for v in versions] == [seeded["version"], "shipped"]
+    version = {"version_id": seeded["version"]}
+    assert call(schema, "GET", "/api/v1/models/{version_id}", path_parameters=version,
+                headers=editor).json()["started_by"] == "admin@example.org"
+    assert call(schema, "POST", "/api/v1/models/{version_id}/activate", path_parameters=version,
+                headers=editor).status_code == 409  # still training
+    assert call(schema, "POST", "/api/v1/models/train", headers=editor).status_code == 409
     call(schema, "GET", "/api/v1/models/shipped", headers=editor)
     call(schema, "POST", "/api/v1/models/shipped/activate", headers=editor)
     assert call(schema, "GET", "/api/v1/models", headers={}).status_code == 401
@@ -186,7 +199,8 @@ def test_a_real_photo_upload_is_answered_as_documented(app):
     upload = call(schema, "POST", "/api/v1/recognitions", body={"image": image}, media_type="multipart/form-data")
     assert upload.status_code == 202
     body = upload.json()
-    assert upload.headers["location"] == [body["status_url"]] and body["status_url"] == f"/api/v1/recognitions/{body['id']}"
+    assert upload.headers["location"] == [body["status_url"]]
+    assert body["status_url"] == f"/api/v1/recognitions/{body['id']}"
     assert queued_tasks(app) == [("worker.tasks.recognize", [body["id"]])]  # on the embedded test broker
     status = call(schema, "GET", "/api/v1/recognitions/{rec_id}", path_parameters={"rec_id": body["id"]}).json()
     assert (status["status"], status["tier"], status["landmark"]) == ("queued", None, None)
@@ -213,8 +227,6 @@ def test_a_body_that_drifts_from_its_schema_is_caught(app, catalog, client):
 def test_a_row_id_past_the_database_integer_is_a_404_not_a_500(any_db_app):
     """Found by schemathesis: /api/v1/models/<huge int> overflowed the database driver (a 500)."""
     from webapp.cli import upsert_landmarks
-
-    from factories import SAMPLE_CATALOG
 
     with any_db_app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
