@@ -34,6 +34,7 @@ UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition")
 API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks")
 FEEDBACK_ENDPOINTS = ("pages.feedback", "api.recognition_feedback")  # "Is this right?": one budget, page and API
 LOGIN_ENDPOINTS = ("auth.login",)  # only its POSTs (sign-in attempts) count
+RATE_LIMITED_ENDPOINTS = UPLOAD_ENDPOINTS + API_READ_ENDPOINTS + FEEDBACK_ENDPOINTS + LOGIN_ENDPOINTS  # may answer 429
 
 
 def too_many_uploads() -> str:

@@ -1,12 +1,16 @@
-"""JSON API, version 1 (documented in README.md). CSRF-exempt; errors are JSON too."""
+"""JSON API, version 1 (README.md; the OpenAPI document, from these docstrings: webapp/openapi.py).
+
+CSRF-exempt; errors are JSON too.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from webapp.errors import error_response
 from webapp.extensions import db
 from webapp.feedback import FeedbackError, record_feedback
 from webapp.models import Landmark, Recognition
+from webapp.openapi import openapi_document
 from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
 from webapp.uploads import UploadError, accept_upload, discard, may_delete
 
@@ -15,6 +19,30 @@ bp = Blueprint("api", __name__)
 
 @bp.post("/api/v1/recognitions")
 def create_recognition():
+    """Upload a photo: it is stored and queued for the workers.
+    ---
+    post:
+      summary: Upload a photo to recognise
+      tags: [recognitions]
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [image]
+              properties:
+                image: {type: string, format: binary, description: "JPEG, PNG, WebP or HEIC"}
+      responses:
+        202:
+          description: Stored and queued; poll `status_url`.
+          headers:
+            Location: {description: The recognition's status URL, schema: {type: string}}
+          content: {application/json: {schema: Upload}}
+        400: "400"
+        413: "413"
+        415: "415"
+    """
     try:
         rec = accept_upload(request.files.get("image"))
     except UploadError as err:
@@ -25,6 +53,14 @@ def create_recognition():
 
 @bp.get("/api/v1/recognitions/<rec_id>")
 def get_recognition(rec_id: str):
+    """---
+    get:
+      summary: A recognition, with its result once done
+      tags: [recognitions]
+      responses:
+        200: {description: The recognition, content: {application/json: {schema: Recognition}}}
+        404: "404"
+    """
     rec = db.session.get(Recognition, rec_id)
     if rec is None:
         return error_response(404, "no recognition with this id")
@@ -33,7 +69,17 @@ def get_recognition(rec_id: str):
 
 @bp.delete("/api/v1/recognitions/<rec_id>")
 def delete_recognition(rec_id: str):
-    """The uploader deletes the photo and its result with the ``delete_token`` of the upload's answer."""
+    """The uploader deletes the photo and its result with the ``delete_token`` of the upload's answer.
+    ---
+    delete:
+      summary: Delete the photo and its result (the uploader)
+      tags: [recognitions]
+      security: [{deleteToken: []}]
+      responses:
+        204: {description: Deleted}
+        403: "403"
+        404: "404"
+    """
     rec = db.session.get(Recognition, rec_id)
     if rec is None:
         return error_response(404, "no recognition with this id")
@@ -45,6 +91,15 @@ def delete_recognition(rec_id: str):
 
 @bp.get("/api/v1/landmarks")
 def list_landmarks():
+    """---
+    get:
+      summary: The catalog, sorted by slug
+      tags: [landmarks]
+      responses:
+        200:
+          description: Every catalog landmark
+          content: {application/json: {schema: {type: array, items: Landmark}}}
+    """
     landmarks = db.session.scalars(db.select(Landmark).order_by(Landmark.slug))
     return jsonify([landmark_json(lm) for lm in landmarks])
 
@@ -54,6 +109,18 @@ def recognition_feedback(rec_id: str):
     """JSON ``{"answer": "correct"|"wrong", "landmark": slug|null}``; rules in webapp/feedback.py.
 
     Only a JSON content type is read (no ``force``): a cross-site form cannot send one without CORS.
+    ---
+    post:
+      summary: Answer "Is this right?" for a finished recognition
+      tags: [recognitions]
+      requestBody:
+        required: true
+        content: {application/json: {schema: FeedbackInput}}
+      responses:
+        200: {description: The stored answer, content: {application/json: {schema: FeedbackAnswer}}}
+        400: "400"
+        404: "404"
+        409: "409"
     """
     rec = db.session.get(Recognition, rec_id)
     if rec is None:
@@ -70,4 +137,23 @@ def recognition_feedback(rec_id: str):
 
 @bp.get("/healthz")
 def healthz():
+    """---
+    get:
+      summary: Liveness (the process is up; /readyz checks the database and the broker)
+      tags: [operations]
+      responses:
+        200: {description: Up, content: {application/json: {schema: Health}}}
+    """
     return jsonify(status="ok")
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_json():
+    """---
+    get:
+      summary: This document (OpenAPI 3.1)
+      tags: [operations]
+      responses:
+        200: {description: The OpenAPI document, content: {application/json: {schema: {type: object}}}}
+    """
+    return jsonify(openapi_document(current_app))
