@@ -7,9 +7,11 @@ message fit to show a visitor.
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Union
 
 import numpy as np
@@ -39,10 +41,19 @@ class ImageTooLarge(ImageError):
 
 
 @dataclass(frozen=True)
+class PhotoInfo:
+    """What the camera recorded in EXIF: where (WGS84 degrees) and when (its local time, naive)."""
+
+    position: tuple[float, float] | None = None  # (lat, lon)
+    taken_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DecodedImage:
     image: Image.Image  # RGB, EXIF orientation applied
     format: str  # what the bytes really are, e.g. "JPEG"
     original_size: tuple[int, int]
+    info: PhotoInfo = field(default_factory=PhotoInfo)  # from the file's EXIF; never in the re-encoded copy
 
 
 def decode(
@@ -81,6 +92,7 @@ def decode(
             if draft_size:
                 img.draft("RGB", (draft_size, draft_size))  # a no-op for formats other than JPEG
             img.load()
+            info = photo_info(img)
             img = ImageOps.exif_transpose(img)
             rgb = _to_rgb(img)
     except ImageError:
@@ -93,7 +105,7 @@ def decode(
         raise ImageError(f"the image data is damaged or incomplete ({_short(exc)})") from None
     except Exception as exc:  # Pillow plugins raise odd types on hostile input
         raise ImageError(f"the image could not be decoded ({type(exc).__name__})") from None
-    return DecodedImage(rgb, fmt, (width, height))
+    return DecodedImage(rgb, fmt, (width, height), info)
 
 
 def load_rgb(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -119,6 +131,61 @@ def reencode_jpeg(image: Image.Image, max_side: int = 1600, quality: int = 88) -
     out = io.BytesIO()
     copy.save(out, "JPEG", quality=quality, optimize=True)
     return out.getvalue()
+
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATETIME_ORIGINAL = 36867
+_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
+
+
+def photo_info(img: Image.Image) -> PhotoInfo:
+    """The GPS position and the time taken from an opened image's EXIF (JPEG, HEIC, WebP…); whatever
+    is missing or malformed is None: EXIF is written by any app and never trusted, never an error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF: here that simply means no information
+            exif = img.getexif()
+    except Exception:  # a broken EXIF block: the photo itself may still be fine
+        return PhotoInfo()
+    return PhotoInfo(_gps_position(exif), _taken_at(exif))
+
+
+def _gps_position(exif: Image.Exif) -> tuple[float, float] | None:
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+        lat = _degrees(gps.get(_GPS_LAT), gps.get(_GPS_LAT_REF), "N", "S", 90)
+        lon = _degrees(gps.get(_GPS_LON), gps.get(_GPS_LON_REF), "E", "W", 180)
+    except Exception:
+        return None
+    if lat is None or lon is None or (lat == 0 and lon == 0):  # 0, 0: a GPS that had no fix
+        return None
+    return lat, lon
+
+
+def _degrees(dms, ref, positive: str, negative: str, limit: float) -> float | None:
+    """Degrees, minutes, seconds (rationals) and a hemisphere letter → signed degrees, or None."""
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "replace")
+    ref = ref.strip("\x00 ").upper() if isinstance(ref, str) else None
+    if ref not in (positive, negative) or not isinstance(dms, tuple) or not 1 <= len(dms) <= 3:
+        return None
+    parts = [float(v) for v in dms]
+    if not all(math.isfinite(v) and v >= 0 for v in parts) or any(v > 60 for v in parts[1:]):
+        return None
+    value = sum(v / 60**i for i, v in enumerate(parts))
+    if value > limit:
+        return None
+    return round(-value if ref == negative else value, 7)
+
+
+def _taken_at(exif: Image.Exif) -> datetime | None:
+    try:
+        text = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+        if isinstance(text, bytes):
+            text = text.decode("ascii")
+        return datetime.strptime(text.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except Exception:  # missing, "0000:00:00 00:00:00", or anything else
+        return None
 
 
 def _read_bytes(source: ImageSource) -> bytes:

@@ -62,3 +62,27 @@ def test_map_macro_renders_svg_pins_without_inline_code():
     assert not re.search(r"\s(style|on[a-z]+)=", html)  # CSP: no inline styles or handlers
     for script in re.findall(r"<script\b[^>]*>", html):
         assert "src=" in script or 'type="application/json"' in script
+
+
+def test_in_vietnam_knows_land_sea_and_neighbours():
+    from webapp.geo import in_vietnam
+
+    inside = {"Hà Nội": (21.0285, 105.8542), "a boat in Hạ Long Bay": (20.85, 107.1), "off Phú Quốc": (10.0, 103.7),
+              "Móng Cái, on the coarse border": (21.52, 107.96), "Cà Mau": (9.1769, 105.1524)}
+    outside = {"Nanning": (22.82, 108.32), "Vientiane": (17.97, 102.6), "Phnom Penh": (11.56, 104.92),
+               "Bangkok": (13.75, 100.5), "New Delhi": (28.6129, 77.2295), "Paris": (48.8566, 2.3522)}
+    assert all(in_vietnam(*spot) for spot in inside.values())
+    assert not any(in_vietnam(*spot) for spot in outside.values())
+
+
+def test_nearby_lists_the_closest_within_the_radius_without_the_origin():
+    from webapp.geo import nearby
+
+    mot_cot = (21.0359, 105.8336)
+    places = [("Chùa Một Cột", *mot_cot), ("Lăng Bác", 21.0368, 105.8346), ("Văn Miếu", 21.0293, 105.8361),
+              ("Hồ Hoàn Kiếm", 21.0288, 105.8525), ("Vịnh Hạ Long", 20.9101, 107.1839), ("no position", None, None)]
+    found = nearby(mot_cot, places)
+    assert [name for name, _ in found] == ["Lăng Bác", "Văn Miếu", "Hồ Hoàn Kiếm"]
+    assert [km for _, km in found] == [0.1, 0.8, 2.1]
+    assert nearby(mot_cot, places, count=1) == [("Lăng Bác", 0.1)]
+    assert nearby(mot_cot, places, radius_km=0.5) == [("Lăng Bác", 0.1)]

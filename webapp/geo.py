@@ -17,6 +17,9 @@ which adds these Jinja globals, used by ``templates/_map.html``:
 ``project(lat, lon)``      → ``(x, y)`` in the SVG's viewBox
 ``map_viewbox``            the viewBox string, e.g. ``"0 0 400 529.1"``
 ``map_pins(pins)``         normalises pins ({lat, lon, label, url?}) and adds x, y
+
+And for where a photo was taken: ``in_vietnam(lat, lon)`` (the worker's "abroad", ``ml.location``) and
+``nearby(origin, places)`` (catalog landmarks near an answered one).
 """
 from __future__ import annotations
 
@@ -25,6 +28,10 @@ import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ml.location import haversine_km
 
 OUTLINE_FILE = Path(__file__).parent / "data" / "vietnam_outline.json"
 
@@ -111,6 +118,62 @@ def map_pins(pins: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             item["url"] = str(pin["url"])
         out.append(item)
     return out
+
+
+BORDER_KM = 10.0  # the outline is coarse: this close to one of its points still counts as Vietnam
+
+
+def in_vietnam(lat: float, lon: float) -> bool:
+    """Whether a point is in Vietnam as far as "taken abroad" goes: on its land or within ``BORDER_KM`` of
+    its outline, or at sea within the map frame (a boat in Hạ Long Bay is not abroad); not on a
+    neighbour's land, nor beyond the frame."""
+    if not (SOUTH <= lat <= NORTH and WEST <= lon <= EAST):
+        return False
+    if any(_in_polygon(polygon, lat, lon) for polygon in _polygons("vietnam")):
+        return True
+    if float(haversine_km(lat, lon, *_outline_points()).min()) <= BORDER_KM:
+        return True
+    return not any(_in_polygon(polygon, lat, lon) for polygon in _polygons("neighbours"))
+
+
+@lru_cache(maxsize=1)
+def _outline_points() -> tuple[np.ndarray, np.ndarray]:
+    points = np.concatenate([ring for polygon in _polygons("vietnam") for ring in polygon])
+    return points[:, 1], points[:, 0]  # lat, lon
+
+
+@lru_cache(maxsize=2)
+def _polygons(name: str) -> list[list[np.ndarray]]:
+    return [[np.asarray(ring, np.float64) for ring in polygon] for polygon in outline_data()[name]]
+
+
+def _in_polygon(rings: list[np.ndarray], lat: float, lon: float) -> bool:
+    """Even-odd rule over the polygon's rings ([lon, lat] points; the first the outline, the others holes)."""
+    crossings = 0
+    for ring in rings:
+        x, y = ring[:, 0], ring[:, 1]
+        xj, yj = np.roll(x, 1), np.roll(y, 1)
+        spans = (y > lat) != (yj > lat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = xj + (lat - yj) * (x - xj) / (y - yj)
+        crossings += int(np.count_nonzero(spans & (lon < at)))
+    return crossings % 2 == 1
+
+
+NEARBY_KM = 25.0  # "Also near here": catalog landmarks within this distance of the answered one
+NEARBY_COUNT = 4
+
+
+def nearby(origin: tuple[float, float], places: Iterable[tuple[Any, float, float]], *,
+           radius_km: float = NEARBY_KM, count: int = NEARBY_COUNT) -> list[tuple[Any, float]]:
+    """The ``count`` places (``(item, lat, lon)``) nearest to ``origin`` (lat, lon) within ``radius_km``, each
+    with its distance in km, nearest first; the origin itself (0 km away) is left out."""
+    places = [(item, float(lat), float(lon)) for item, lat, lon in places if lat is not None and lon is not None]
+    if not places:
+        return []
+    km = haversine_km(origin[0], origin[1], [p[1] for p in places], [p[2] for p in places])
+    found = sorted((d, i) for i, d in enumerate(km.tolist()) if 0.0 < d <= radius_km)
+    return [(places[i][0], round(d, 1)) for d, i in found[:count]]
 
 
 def init_app(app) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from flask import url_for
 
+from webapp import geo
 from webapp.editing import embedding_state
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto
@@ -69,6 +70,14 @@ class Answer:
     landmark: Landmark | None = None  # a sure answer's landmark only
     suggestions: list[Suggestion] = field(default_factory=list)  # maybe: the candidates; unknown: the closest
     places: list[Place] = field(default_factory=list)  # places that look like this (maybe and unknown)
+    nearby: list[tuple[Landmark, float]] = field(default_factory=list)  # a sure answer's: catalog landmarks, km
+
+    @property
+    def answered(self) -> Landmark | None:
+        """The landmark the answer names: a sure answer's, or a maybe answer's first candidate."""
+        if self.landmark is not None or self.tier != "maybe" or not self.suggestions:
+            return self.landmark
+        return self.suggestions[0].landmark
 
 
 def answer(rec: Recognition) -> Answer:
@@ -77,7 +86,7 @@ def answer(rec: Recognition) -> Answer:
     top5 = rec.top5 or []
     tier = rec.tier or ("sure" if rec.label else "unknown")  # a result from before tiers
     if tier == "sure":
-        return Answer(tier, rec.landmark)
+        return Answer(tier, rec.landmark, nearby=nearby_landmarks(rec.landmark))
     keys = rec.suggestions if rec.suggestions is not None else [key for key, _ in top5[:3]]
     places = [(key, similarity) for key, similarity in rec.places or []]
     found = landmarks_by_key(keys + [key for key, _ in places])
@@ -86,6 +95,19 @@ def answer(rec: Recognition) -> Answer:
     covers = cover_photos([lm for lm, _ in in_catalog])
     return Answer(tier, None, [Suggestion(key, found.get(key), probability.get(key)) for key in keys],
                   [Place(lm, float(similarity), covers.get(lm.id)) for lm, similarity in in_catalog])
+
+
+def nearby_landmarks(landmark: Landmark | None) -> list[tuple[Landmark, float]]:
+    """Catalog landmarks near ``landmark``'s catalog position, nearest first, with their distance in km."""
+    if landmark is None:
+        return []
+    others = db.session.scalars(db.select(Landmark).where(Landmark.id != landmark.id)).all()
+    return geo.nearby((landmark.lat, landmark.lon), [(lm, lm.lat, lm.lon) for lm in others])
+
+
+def nearby_json(landmark: Landmark, km: float) -> dict:
+    return {"slug": landmark.slug, "name_vi": landmark.name_vi, "name_en": landmark.name_en,
+            "province": landmark.province, "distance_km": km, "url": landmark_url(landmark)}
 
 
 def landmark_url(landmark: Landmark | None) -> str | None:
@@ -118,6 +140,11 @@ def recognition_json(rec: Recognition) -> dict:
         "landmark": landmark_json(found.landmark) if found.landmark else None,
         "suggestions": [suggestion_json(s) for s in found.suggestions],
         "places": [place_json(p) for p in found.places],
+        "nearby": [nearby_json(lm, km) for lm, km in found.nearby],
+        # where the photo was taken, never its coordinates: "near"/"far"/"abroad" the catalog (None: no GPS)
+        "taken_at": rec.taken_at.isoformat() if rec.taken_at else None,  # the camera's local time, no zone
+        "position": rec.position,
+        "distance_km": round(rec.distance_km, 1) if rec.distance_km is not None else None,
         "confidence": rec.confidence,
         "alternatives": [
             {

@@ -60,6 +60,8 @@ class Prepared:
     array: np.ndarray  # (1, S, S, 3), normalised for the model version below
     version: str
     reference: bool  # a reference photo: its signature is stored, so it always gets the mirror view
+    position: tuple[float, float] | None = None  # where it was taken (EXIF GPS), as evidence (ml.location)
+    abroad: bool = False  # that position is outside Vietnam
 
 
 @dataclass
@@ -75,10 +77,14 @@ class Outcome:
     tier: str  # ml.tiers: "sure", "maybe" or "unknown"
     suggestions: list[str]  # the candidates (maybe) or the closest landmarks (unknown)
     places: list  # [[landmark key, similarity], ...] that look like the photo (maybe and unknown only)
+    position: str | None = None  # ml.location.POSITIONS: "near", "far", "abroad"; None: no GPS position
+    distance_km: float | None = None  # from where it was taken to the answered landmark
 
 
 class Engine:
     def __init__(self, app: Flask):
+        from ml.location import LocationRule
+
         self.app = app
         self.check_every = float(app.config["MODEL_CHECK_S"])
         self.predictor = None
@@ -90,6 +96,8 @@ class Engine:
         self.places_rule = None
         self.trained_references: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), np.float32))
         self.landmark_ids: dict[str, int] = {}
+        self.coordinates: dict[str, tuple[float, float]] = {}  # landmark key → catalog (lat, lon)
+        self.location_rule = LocationRule()  # its calibrated defaults (bench/location.py)
         self.checked_at = 0.0
         self._refresh_lock = threading.Lock()  # the batch thread and the embedding task may both refresh
         self.refresh(force=True)  # fails loudly if no model can be loaded at all
@@ -106,17 +114,22 @@ class Engine:
         return 2 * self.predictor.img_size
 
     @contextmanager
-    def slot(self, reference: bool = False) -> Iterator[Callable[[Image.Image], Outcome]]:
-        """Announce an image while it is decoded; yields ``run(image) -> Outcome`` (batched with others)."""
+    def slot(self, reference: bool = False) -> Iterator[Callable[..., Outcome]]:
+        """Announce an image while it is decoded; yields ``run(image, position=None) -> Outcome`` (batched
+        with others; ``position``: where it was taken, (lat, lon) from its EXIF)."""
         with self.batcher.reserve() as submit:
-            yield lambda image: submit(self._prepare(image, reference))
+            yield lambda image, position=None: submit(self._prepare(image, reference, position))
 
-    def _prepare(self, image: Image.Image, reference: bool) -> Prepared:
+    def _prepare(self, image: Image.Image, reference: bool, position: tuple[float, float] | None = None) -> Prepared:
+        from webapp.geo import in_vietnam
+
         predictor = self.predictor
-        return Prepared(image, predictor.preprocess([image]), predictor.version, reference)
+        abroad = position is not None and not in_vietnam(*position)
+        return Prepared(image, predictor.preprocess([image]), predictor.version, reference, position, abroad)
 
     def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
         from ml.fewshot import add_mirrors, decide_all, reference_may_win, signature
+        from ml.location import locate
 
         with self.app.app_context():
             self.refresh()
@@ -137,6 +150,9 @@ class Engine:
         signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
         scores = index.scores(signatures) if index is not None else None  # matching and places share them
         decisions = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
+        located = [locate(d, item.position, self.coordinates, predictor.tiers, self.location_rule, item.abroad)
+                   for item, d in zip(items, decisions)]  # no position: the decision as it is
+        decisions = [where.decision for where in located]
         unsure = [i for i, (item, d) in enumerate(zip(items, decisions)) if d.tier != "sure" and not item.reference]
         if unsure and references is not None and places_rule is not None:
             unsure_scores = scores[unsure] if scores is not None else references.scores(signatures[unsure])
@@ -145,8 +161,9 @@ class Engine:
         else:
             places = {}
         return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
-                        predictor.version, len(items), model_ms, d.tier, list(d.suggestions), places.get(i, []))
-                for i, (d, sig) in enumerate(zip(decisions, signatures))]
+                        predictor.version, len(items), model_ms, d.tier, list(d.suggestions), places.get(i, []),
+                        where.position, where.distance_km)
+                for i, (d, sig, where) in enumerate(zip(decisions, signatures, located))]
 
     def _places(self, references, places_rule, scores: np.ndarray, decisions: list) -> list[list]:
         """"Places that look like this" (``ml.places``) of unsure photos, from their reference ``scores``:
@@ -211,13 +228,16 @@ class Engine:
         self.references, self.enrolled, self.index_stamp = None, False, None
 
     def _follow_catalog(self) -> None:
-        """Class keys and enrolled slugs → landmark ids, so a result needs no catalog query."""
-        keys = {}
-        for landmark_id, class_key, slug in db.session.execute(db.select(Landmark.id, Landmark.class_key, Landmark.slug)):
+        """Class keys and enrolled slugs → landmark ids and positions, so a result needs no catalog query."""
+        keys, coordinates = {}, {}
+        rows = db.session.execute(db.select(Landmark.id, Landmark.class_key, Landmark.slug, Landmark.lat, Landmark.lon))
+        for landmark_id, class_key, slug, lat, lon in rows:
             keys.setdefault(slug, landmark_id)
             if class_key:
                 keys[class_key] = landmark_id  # a model class key wins over an equal slug
-        self.landmark_ids = keys
+            if lat is not None and lon is not None:
+                coordinates[class_key or slug] = (float(lat), float(lon))
+        self.landmark_ids, self.coordinates = keys, coordinates
 
     def landmark_id(self, key: str | None) -> int | None:
         """The catalog landmark of a model class key or of an enrolled landmark's slug."""

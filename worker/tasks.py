@@ -70,7 +70,7 @@ def run_recognition(recognition_id: str) -> str | None:
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
         decode_ms = (time.perf_counter() - started) * 1000
-        outcome = run(decoded.image)
+        outcome = run(decoded.image, decoded.info.position)  # the position is evidence only: never stored
     return finish(
         recognition_id,
         "done",
@@ -85,6 +85,9 @@ def run_recognition(recognition_id: str) -> str | None:
         batch_size=outcome.batch_size,
         worker=worker_name(),
         landmark_id=engine.landmark_id(outcome.label),
+        taken_at=decoded.info.taken_at,
+        position=outcome.position,
+        distance_km=outcome.distance_km,
         decode_ms=decode_ms,
         inference_ms=outcome.model_ms,
     )

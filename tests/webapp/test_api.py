@@ -13,8 +13,10 @@ def test_done_recognition_has_landmark_and_alternatives(app, client, catalog):
         rec_id = finished_recognition("Vinh_Ha_Long", TOP5)
     body = client.get(f"/api/v1/recognitions/{rec_id}").get_json()
     assert set(body) == {"id", "status", "tier", "landmark", "suggestions", "places", "confidence", "alternatives",
-                         "model_version", "matched_by", "created_at", "finished_at", "error", "feedback"}
+                         "model_version", "matched_by", "created_at", "finished_at", "error", "feedback",
+                         "nearby", "taken_at", "position", "distance_km"}
     assert (body["status"], body["tier"], body["suggestions"], body["places"]) == ("done", "sure", [], [])
+    assert (body["nearby"], body["taken_at"], body["position"], body["distance_km"]) == ([], None, None, None)
     assert body["landmark"] == {"slug": "vinh-ha-long", "class_key": "Vinh_Ha_Long", "name_vi": "Vịnh Hạ Long",
                                 "name_en": "Ha Long Bay", "province": "Quảng Ninh", "lat": 20.9101, "lon": 107.1839}
     assert body["confidence"] == 0.91
