@@ -110,6 +110,15 @@ class PlaceSchema(Schema):
     photo_url = nullable(fields.String, metadata={"description": "The landmark's representative photo."})
 
 
+class NearbySchema(Schema):
+    slug = string()
+    name_vi = string()
+    name_en = string()
+    province = string()
+    distance_km = fields.Float(required=True, metadata={"description": "From the answered landmark, km."})
+    url = string()
+
+
 class AlternativeSchema(Schema):
     slug = nullable(fields.String)
     class_key = string()
@@ -132,6 +141,13 @@ class RecognitionSchema(Schema):
                              metadata={"description": "A sure answer's landmark; null otherwise."})
     suggestions = fields.List(fields.Nested(SuggestionSchema), required=True)
     places = fields.List(fields.Nested(PlaceSchema), required=True)
+    nearby = fields.List(fields.Nested(NearbySchema), required=True,
+                         metadata={"description": "A sure answer's catalog landmarks within 25 km, nearest first."})
+    taken_at = nullable(fields.String, metadata={"description": "The camera's local time (EXIF), ISO 8601 without a "
+                                                                "time zone: the camera records none."})
+    position = one_of(models.POSITIONS, null=True)
+    distance_km = nullable(fields.Float, metadata={"description": "From where the photo was taken to the "
+                                                                  "answered landmark; never coordinates."})
     confidence = nullable(fields.Float)
     alternatives = fields.List(fields.Nested(AlternativeSchema), required=True,
                                metadata={"description": "The model's top five, best first."})

@@ -6,6 +6,8 @@ answers that random ids cannot reach (a finished recognition, a landmark's photo
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -94,7 +96,8 @@ def seeded(app, catalog):
 
     headers = api_headers(app, make_user(app, "admin"))
     with app.app_context():
-        sure = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[])
+        sure = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[],
+                                    taken_at=datetime(2026, 11, 27, 9, 12, 44), position="near", distance_km=0.4)
         maybe = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
                                      places=[["ho-hoan-kiem", 0.64]])
         failed = finished_recognition(None, [], status="failed", error="the image data is damaged")
