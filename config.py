@@ -91,7 +91,7 @@ class Config:
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
-        # --- inference workers (worker/model.py, worker/batching.py) ---
+        # --- inference workers (worker/engine.py, ml/serving.py, worker/batching.py) ---
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
         self.INFERENCE_RUNTIME = env("INFERENCE_RUNTIME", "auto")  # auto: TensorFlow on a GPU, else LiteRT
         self.INFERENCE_MAX_BATCH = env_int("INFERENCE_MAX_BATCH", 32)  # images per model call at most

@@ -19,7 +19,7 @@ from flask import Flask, current_app
 
 from webapp.extensions import db
 from webapp.models import WorkerHeartbeat, utcnow
-from worker.model import loaded_runtime, loaded_version, worker_name
+from worker.engine import loaded_runtime, loaded_version, worker_name
 
 log = logging.getLogger(__name__)
 STALE_SWEEP_FACTOR = 10  # heartbeat rows older than 10 × WORKER_STALE_S are deleted

@@ -22,7 +22,7 @@ from celery.utils.log import get_multiprocessing_logger
 
 from config import RECOGNIZE_TASK
 from webapp.logs import bind_recognition, use_format
-from worker import heartbeat, model
+from worker import engine, heartbeat
 
 
 @after_setup_logger.connect
@@ -52,7 +52,7 @@ def start_worker(sender=None, **_kwargs) -> None:
 def start_serving(threads: int) -> None:
     celery_app = current_celery._get_current_object()
     queues = sorted(celery_app.amqp.queues.consume_from)  # what -Q selected
-    model.preload(celery_app.flask_app, queues, threads)
+    engine.preload(celery_app.flask_app, queues, threads)
     heartbeat.start_heartbeat(celery_app.flask_app, queues)
 
 

@@ -15,7 +15,7 @@ from webapp.extensions import db, discard_session
 from webapp.models import Recognition, ReferencePhoto, utcnow
 from webapp.references import reference_path
 from webapp.uploads import decode_upload, original_file, visitor_reason
-from worker.model import get_engine, worker_name
+from worker.engine import get_engine, worker_name
 from worker.recorder import get_recorder
 
 log = logging.getLogger(__name__)

@@ -87,7 +87,7 @@ def test_transient_database_errors_are_retried(tmp_path):
 def test_the_gpu_workers_tensorflow_runtime_gives_the_same_answer(tmp_path):
     """The GPU worker's path (TensorFlow runtime, micro-batched) run here on the CPU: same label as LiteRT's
     float model (the int8 fast path's scores differ in the third decimal; tests/ml/test_predictor.py)."""
-    from worker.model import loaded_runtime
+    from worker.engine import loaded_runtime
 
     data, _ = photo_bytes()
     (tmp_path / "tf").mkdir(), (tmp_path / "lite").mkdir()

@@ -1,5 +1,9 @@
 """The model's life in a worker process: the active version, its reference photos, one batch thread.
 
+The engine follows the database (which model version is active, the reference photos, the catalog's
+keys and positions) and hands each batch to ``ml.serving.recognise``, the serving policy, which knows
+no database.
+
 Each process has one ``Engine``, created after fork (the prefork parent never imports TensorFlow or
 LiteRT). Before every batch, at most every ``MODEL_CHECK_S``, the engine asks the database which model
 version is active and whether reference photos changed, and switches without a restart: an admin's
@@ -26,6 +30,7 @@ from PIL import Image
 
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
+from ml.serving import Knowledge, Photo, Result, recognise
 from worker.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -56,29 +61,9 @@ def load_predictor(bundle_dir: str | None, threads: int = 1, runtime: str = "aut
 
 @dataclass
 class Prepared:
-    image: Image.Image
-    array: np.ndarray  # (1, S, S, 3), normalised for the model version below
-    version: str
-    reference: bool  # a reference photo: its signature is stored, so it always gets the mirror view
-    position: tuple[float, float] | None = None  # where it was taken (EXIF GPS), as evidence (ml.location)
-    abroad: bool = False  # that position is outside Vietnam
-
-
-@dataclass
-class Outcome:
-    label: str | None  # landmark key (class key or enrolled slug) of a sure or maybe answer; None: unknown
-    score: float
-    top5: list
-    matched_by: str  # "classifier" or "reference"
-    signature: np.ndarray  # for few-shot matching (ml.fewshot.signature)
-    version: str
-    batch_size: int
-    model_ms: float  # the batch's model time
-    tier: str  # ml.tiers: "sure", "maybe" or "unknown"
-    suggestions: list[str]  # the candidates (maybe) or the closest landmarks (unknown)
-    places: list  # [[landmark key, similarity], ...] that look like the photo (maybe and unknown only)
-    position: str | None = None  # ml.location.POSITIONS: "near", "far", "abroad"; None: no GPS position
-    distance_km: float | None = None  # from where it was taken to the answered landmark
+    photo: Photo  # what ml.serving needs
+    image: Image.Image  # kept to preprocess again if the model changes before its batch runs
+    version: str  # the model version ``photo.array`` was made for
 
 
 class Engine:
@@ -96,6 +81,7 @@ class Engine:
         self.places_rule = None
         self.trained_references: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), np.float32))
         self.landmark_ids: dict[str, int] = {}
+        self.catalog_keys: frozenset[str] = frozenset()
         self.coordinates: dict[str, tuple[float, float]] = {}  # landmark key → catalog (lat, lon)
         self.location_rule = LocationRule()  # its calibrated defaults (bench/location.py)
         self.checked_at = 0.0
@@ -109,13 +95,19 @@ class Engine:
         return self.predictor.version
 
     @property
+    def knowledge(self) -> Knowledge:
+        """What ``ml.serving`` needs beside the model, as this engine follows it from the database."""
+        return Knowledge(self.rule, self.references, self.enrolled, self.places_rule, self.location_rule,
+                         self.coordinates, self.catalog_keys)
+
+    @property
     def decode_size(self) -> int:
         """Photos are decoded at no less than twice the model's input side (see ``ml.images.to_array``)."""
         return 2 * self.predictor.img_size
 
     @contextmanager
-    def slot(self, reference: bool = False) -> Iterator[Callable[..., Outcome]]:
-        """Announce an image while it is decoded; yields ``run(image, position=None) -> Outcome`` (batched
+    def slot(self, reference: bool = False) -> Iterator[Callable[..., Result]]:
+        """Announce an image while it is decoded; yields ``run(image, position=None) -> Result`` (batched
         with others; ``position``: where it was taken, (lat, lon) from its EXIF)."""
         with self.batcher.reserve() as submit:
             yield lambda image, position=None: submit(self._prepare(image, reference, position))
@@ -125,58 +117,16 @@ class Engine:
 
         predictor = self.predictor
         abroad = position is not None and not in_vietnam(*position)
-        return Prepared(image, predictor.preprocess([image]), predictor.version, reference, position, abroad)
+        return Prepared(Photo(predictor.preprocess([image]), reference, position, abroad), image, predictor.version)
 
-    def _run_batch(self, items: list[Prepared]) -> list[Outcome]:
-        from ml.fewshot import add_mirrors, decide_all, reference_may_win, signature
-        from ml.location import locate
-
+    def _run_batch(self, items: list[Prepared]) -> list[Result]:
         with self.app.app_context():
             self.refresh()
-        predictor, references, rule, places_rule = self.predictor, self.references, self.rule, self.places_rule
-        index = references if self.enrolled else None  # few-shot matching
-        arrays = [p.array if p.version == predictor.version else predictor.preprocess([p.image]) for p in items]
-        batch = np.concatenate(arrays)
-        started = time.perf_counter()
-        predictions = predictor.predict_batch(batch)
-        # the mirror view only where the signature matters: references, and photos an enrolled landmark may win
-        mirrored = [i for i, (item, p) in enumerate(zip(items, predictions))
-                    if item.reference or (index is not None and reference_may_win(p, rule))]
-        if mirrored and predictor.fast_path:  # signatures come from the float model (see ml.fastpath)
-            for i, exact in zip(mirrored, predictor.predict_batch(batch[mirrored], exact=True)):
-                predictions[i] = exact
-        add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
-        model_ms = (time.perf_counter() - started) * 1000
-        signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
-        scores = index.scores(signatures) if index is not None else None  # matching and places share them
-        decisions = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
-        located = [locate(d, item.position, self.coordinates, predictor.tiers, self.location_rule, item.abroad)
-                   for item, d in zip(items, decisions)]  # no position: the decision as it is
-        decisions = [where.decision for where in located]
-        unsure = [i for i, (item, d) in enumerate(zip(items, decisions)) if d.tier != "sure" and not item.reference]
-        if unsure and references is not None and places_rule is not None:
-            unsure_scores = scores[unsure] if scores is not None else references.scores(signatures[unsure])
-            found = self._places(references, places_rule, unsure_scores, [decisions[i] for i in unsure])
-            places = dict(zip(unsure, found))
-        else:
-            places = {}
-        return [Outcome(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
-                        predictor.version, len(items), model_ms, d.tier, list(d.suggestions), places.get(i, []),
-                        where.position, where.distance_km)
-                for i, (d, sig, where) in enumerate(zip(decisions, signatures, located))]
-
-    def _places(self, references, places_rule, scores: np.ndarray, decisions: list) -> list[list]:
-        """"Places that look like this" (``ml.places``) of unsure photos, from their reference ``scores``:
-        catalog landmarks only, without the candidates a maybe answer already names."""
-        from ml.places import similar_places
-
-        elsewhere = tuple(key for key in references.keys if self.landmark_id(key) is None)  # not in the catalog
-        found = []
-        for row, decision in zip(scores, decisions):
-            named = tuple(decision.suggestions) if decision.tier == "maybe" else ()
-            places = similar_places(row, references.keys, places_rule, elsewhere + named)
-            found.append([[key, similarity] for key, similarity in places])
-        return found
+        predictor = self.predictor
+        for item in items:
+            if item.version != predictor.version:  # the model changed while it waited
+                item.photo.array = predictor.preprocess([item.image])
+        return recognise(predictor, [item.photo for item in items], self.knowledge)
 
     # -- what to serve --------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
@@ -237,7 +187,7 @@ class Engine:
                 keys[class_key] = landmark_id  # a model class key wins over an equal slug
             if lat is not None and lon is not None:
                 coordinates[class_key or slug] = (float(lat), float(lon))
-        self.landmark_ids, self.coordinates = keys, coordinates
+        self.landmark_ids, self.catalog_keys, self.coordinates = keys, frozenset(keys), coordinates
 
     def landmark_id(self, key: str | None) -> int | None:
         """The catalog landmark of a model class key or of an enrolled landmark's slug."""

@@ -1,0 +1,100 @@
+"""A batch of photos → one ``Result`` each: the serving policy, pure (no database; worker/engine.py feeds it).
+
+In order: the model on the whole batch (the int8 fast path first where the bundle has one); the mirror view
+where a few-shot signature matters (reference photos, and photos an enrolled landmark may win), from the
+float model; signatures and few-shot matching (``ml.fewshot``); where the photo was taken (``ml.location``);
+"places that look like this" for the photos that did not get a sure answer (``ml.places``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ml.fewshot import FewShotRule, ReferenceIndex, add_mirrors, decide_all, reference_may_win, signature
+from ml.location import LocationRule, locate
+from ml.places import PlacesRule, similar_places
+
+
+@dataclass
+class Photo:
+    array: np.ndarray  # (1, S, S, 3), normalised for the predictor (``Predictor.preprocess``)
+    reference: bool = False  # a reference photo: its signature is stored, so it always gets the mirror view
+    position: tuple[float, float] | None = None  # where it was taken (EXIF GPS)
+    abroad: bool = False  # that position is outside Vietnam
+
+
+@dataclass
+class Knowledge:
+    """What the predictor alone does not know: the reference photos, the catalog and the rules."""
+
+    fewshot: FewShotRule
+    references: ReferenceIndex | None = None  # the bundle's trained references + the enrolled photos
+    enrolled: bool = False  # whether an enrolled landmark is among them (only then can a reference match win)
+    places: PlacesRule | None = None
+    location: LocationRule = field(default_factory=LocationRule)
+    coordinates: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # catalog landmarks by key
+    in_catalog: frozenset[str] = frozenset()  # model keys (class keys, enrolled slugs) with a catalog entry
+
+
+@dataclass
+class Result:
+    label: str | None  # landmark key (class key or enrolled slug) of a sure or maybe answer; None: unknown
+    score: float
+    top5: list  # [[key, probability], ...]: the classifier's raw ranking
+    matched_by: str  # "classifier" or "reference"
+    signature: np.ndarray  # for few-shot matching (ml.fewshot.signature)
+    version: str
+    batch_size: int
+    model_ms: float  # the batch's model time
+    tier: str  # ml.tiers: "sure", "maybe" or "unknown"
+    suggestions: list[str]  # the candidates (maybe) or the closest landmarks (unknown)
+    places: list  # [[landmark key, similarity], ...] that look like the photo (maybe and unknown only)
+    position: str | None = None  # ml.location.POSITIONS: "near", "far", "abroad"; None: no GPS position
+    distance_km: float | None = None  # from where it was taken to the answered landmark
+
+
+def recognise(predictor, photos: list[Photo], known: Knowledge) -> list[Result]:
+    rule = known.fewshot
+    index = known.references if known.enrolled else None  # few-shot matching
+    batch = np.concatenate([p.array for p in photos])
+    started = time.perf_counter()
+    predictions = predictor.predict_batch(batch)
+    mirrored = [i for i, (photo, p) in enumerate(zip(photos, predictions, strict=True))
+                if photo.reference or (index is not None and reference_may_win(p, rule))]
+    if mirrored and predictor.fast_path:  # signatures come from the float model (see ml.fastpath)
+        for i, exact in zip(mirrored, predictor.predict_batch(batch[mirrored], exact=True), strict=True):
+            predictions[i] = exact
+    add_mirrors(predictor, batch[mirrored], [predictions[i] for i in mirrored])
+    model_ms = (time.perf_counter() - started) * 1000
+    signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
+    scores = index.scores(signatures) if index is not None else None  # matching and places share them
+    decisions = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
+    located = [locate(d, photo.position, known.coordinates, predictor.tiers, known.location, photo.abroad)
+               for photo, d in zip(photos, decisions, strict=True)]  # no position: the decision as it is
+    decisions = [where.decision for where in located]
+    unsure = [i for i, (photo, d) in enumerate(zip(photos, decisions, strict=True))
+              if d.tier != "sure" and not photo.reference]
+    places: dict[int, list] = {}
+    if unsure and known.references is not None and known.places is not None:
+        unsure_scores = scores[unsure] if scores is not None else known.references.scores(signatures[unsure])
+        places = dict(zip(unsure, looks_like(known, unsure_scores, [decisions[i] for i in unsure]), strict=True))
+    return [Result(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
+                   predictor.version, len(photos), model_ms, d.tier, list(d.suggestions), places.get(i, []),
+                   where.position, where.distance_km)
+            for i, (d, sig, where) in enumerate(zip(decisions, signatures, located, strict=True))]
+
+
+def looks_like(known: Knowledge, scores: np.ndarray, decisions: list) -> list[list]:
+    """"Places that look like this" of unsure photos, from their reference ``scores``: catalog landmarks
+    only, without the candidates a maybe answer already names."""
+    keys = known.references.keys
+    elsewhere = tuple(key for key in keys if key not in known.in_catalog)
+    found = []
+    for row, decision in zip(scores, decisions, strict=True):
+        named = tuple(decision.suggestions) if decision.tier == "maybe" else ()
+        found.append([[key, similarity] for key, similarity in similar_places(row, keys, known.places,
+                                                                                elsewhere + named)])
+    return found
