@@ -81,6 +81,10 @@ class Config:
         self.TRAINING_TIMEOUT_S = env_int("TRAINING_TIMEOUT_S", 6 * 3600)  # a run still "training" longer: dead
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+        self.MAX_DECODE_MB = env_int("MAX_DECODE_MB", 256)  # memory one decode may take (ml.images.decode_cost)
+        self.LARGE_DECODE_MB = env_int("LARGE_DECODE_MB", 48)  # decodes above this wait for one of LARGE_DECODES
+        self.LARGE_DECODES = env_int("LARGE_DECODES", 2)  # at once per web process (webapp.uploads.large_decode_slot)
+        self.DECODE_WAIT_S = float(env("DECODE_WAIT_S", "20"))  # then the upload is answered 503
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
         # --- inference workers (worker/model.py, worker/batching.py) ---
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
