@@ -135,6 +135,10 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "memory://")  # redis://… shared by all web processes
+        # that Redis down: count in each process's memory meanwhile (limits stay, per process) instead of a 500
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        if self.RATELIMIT_STORAGE_URI.startswith(("redis", "rediss")):  # an unreachable Redis fails fast
+            self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
         self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)

@@ -177,3 +177,15 @@ class FaultRun:
                     return
                 maintenance.sweep()
                 time.sleep(self.sweep_every)
+
+
+def answers_with_rate_limit_storage_down(client, rec_id: str, email: str, password: str) -> dict[str, int]:
+    """Status codes of an upload, an API read, a result page and a sign-in while the limiter's Redis is down."""
+    from factories import jpeg_bytes
+
+    return {
+        "upload": client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code,
+        "api read": client.get(f"/api/v1/recognitions/{rec_id}").status_code,
+        "landmarks": client.get("/api/v1/landmarks").status_code,
+        "sign-in": client.post("/login", data={"email": email, "password": password}).status_code,
+    }

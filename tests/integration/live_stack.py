@@ -166,3 +166,30 @@ def wait_until(check, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"{what} did not come back within {timeout}s")
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free port (never the machine's shared one), stopped at will."""
+
+    def __init__(self, tmp: Path):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.tmp = tmp
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
+                                          capture_output=True).returncode == 0, "the private Redis", timeout=20)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
