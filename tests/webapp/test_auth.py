@@ -133,6 +133,28 @@ def test_sign_in_attempts_are_throttled_per_client(tmp_path):
     assert response.status_code == 303
 
 
+def test_failed_sign_ins_are_throttled_per_account_from_any_address(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100/minute",
+                                LOGIN_ACCOUNT_RATE_LIMIT="3/15 minutes"))
+    email = make_user(app, "editor")
+    other_email = make_user(app, "admin")
+
+    def attempt(address: str, who: str, password: str = "wrong password!"):
+        return app.test_client().post("/login", data={"email": who, "password": password},
+                                      environ_base={"REMOTE_ADDR": address})
+
+    assert login(app.test_client(), email).status_code == 303  # a success does not count
+    assert [attempt(f"10.0.0.{i}", email.upper()).status_code for i in range(3)] == [401, 401, 401]
+    locked = attempt("10.0.1.1", email, PASSWORD)  # a new address, even the right password: refused a while
+    message = "Too many failed sign-in attempts for this email address"
+    assert locked.status_code == 429 and message in locked.get_data(as_text=True)
+    assert attempt("10.0.1.2", other_email, PASSWORD).status_code == 303  # other accounts are unaffected
+    # an unknown email is throttled the same way: the answer tells nobody whether an account exists
+    ghost = [attempt(f"10.0.2.{i}", "ghost@example.org").status_code for i in range(4)]
+    assert ghost == [401, 401, 401, 429]
+    assert message in attempt("10.0.2.9", "ghost@example.org").get_data(as_text=True)
+
+
 # --- flask users ------------------------------------------------------------------------------
 
 def test_cli_creates_users_and_refuses_bad_input(app, runner):
