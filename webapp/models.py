@@ -200,8 +200,8 @@ class User(db.Model):
     def is_active(self) -> bool:
         return self.active
 
-    def get_id(self) -> str:
-        return str(self.id)
+    def get_id(self) -> str:  # the session's user id carries the version: bumping it ends every saved session
+        return f"{self.id}:{self.session_version}"
 
     def has_role(self, role: str) -> bool:
         return self.active and (self.role == role or self.role == "admin")

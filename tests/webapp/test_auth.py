@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from auth_helpers import PASSWORD, login, make_user
+from auth_helpers import PASSWORD, api_headers, login, make_user, signed_in_client
 from factories import build_app, make_config
 
 
@@ -156,6 +156,52 @@ def test_failed_sign_ins_are_throttled_per_account_from_any_address(tmp_path):
 
 
 # --- flask users ------------------------------------------------------------------------------
+
+def saved_session(client) -> str:
+    return client.get_cookie("session").value
+
+
+def replayed(app, cookie: str) -> int:
+    """What a browser holding a saved copy of the session cookie gets on an editor page."""
+    thief = app.test_client()
+    thief.set_cookie("session", cookie)
+    return thief.get("/editor/landmarks").status_code
+
+
+def test_a_saved_session_cookie_stops_working_after_logout(app):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    assert replayed(app, cookie) == 200
+    assert client.post("/logout").status_code == 303
+    assert replayed(app, cookie) == 302  # to the login page: the old session ended everywhere
+    assert login(client, "editor@example.org").status_code == 303  # signing in again works
+
+
+def test_disabling_a_user_ends_their_sessions_and_tokens_and_sign_ins(app, runner, catalog):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    headers = api_headers(app, "editor@example.org")
+    assert client.get("/api/v1/landmarks/vinh-ha-long/photos", headers=headers).status_code == 200
+    result = runner.invoke(args=["users", "disable", "Editor@example.org"])
+    assert result.exit_code == 0 and "editor@example.org disabled" in result.output, result.output
+    assert replayed(app, cookie) == 302 and client.get("/editor/landmarks").status_code == 302
+    assert app.test_client().get("/api/v1/landmarks/vinh-ha-long/photos", headers=headers).status_code == 401
+    assert login(app.test_client(), "editor@example.org").status_code == 401  # same answer as a wrong password
+    assert "inactive" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "enable", "editor@example.org"]).exit_code == 0
+    assert login(app.test_client(), "editor@example.org").status_code == 303
+    assert replayed(app, cookie) == 302  # an enabled user signs in anew; old cookies stay dead
+
+
+def test_changing_a_password_ends_saved_sessions(app, runner):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    result = runner.invoke(args=["users", "password", "editor@example.org"], input="a new long password\n" * 2)
+    assert result.exit_code == 0, result.output
+    assert replayed(app, cookie) == 302
+    assert login(app.test_client(), "editor@example.org").status_code == 401
+    assert login(app.test_client(), "editor@example.org", "a new long password").status_code == 303
+
 
 def test_cli_creates_users_and_refuses_bad_input(app, runner):
     result = runner.invoke(args=["users", "create", "Ed@Example.org", "--role", "editor", "--password", PASSWORD])
