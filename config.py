@@ -143,6 +143,7 @@ class Config:
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", "10/minute;50/hour")  # sign-in attempts per client
+        self.SEARCH_RATE_LIMIT = env("SEARCH_RATE_LIMIT", "60/minute")  # catalog searches per client
         self.LOGIN_ACCOUNT_RATE_LIMIT = env("LOGIN_ACCOUNT_RATE_LIMIT", "10/15 minutes")  # failed sign-ins per email
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LANGUAGES = ("vi", "en")

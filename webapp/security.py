@@ -59,7 +59,9 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault(name, value)
         return response
 
-    limit_sign_ins_per_account(app, init_rate_limits(app))
+    limiter = init_rate_limits(app)
+    limit_sign_ins_per_account(app, limiter)
+    limit_catalog_searches(app, limiter)
 
 
 def init_rate_limits(app: Flask) -> Limiter:
@@ -111,3 +113,10 @@ def limit_sign_ins_per_account(app: Flask, limiter: Limiter) -> None:
                              error_message=too_many_account_logins)
     for endpoint in LOGIN_ENDPOINTS:
         app.view_functions[endpoint] = failures(app.view_functions[endpoint])
+
+
+def limit_catalog_searches(app: Flask, limiter: Limiter) -> None:
+    """Catalog searches (``/landmarks?q=…``) per client (``SEARCH_RATE_LIMIT``); browsing it is not limited."""
+    searches = limiter.limit(lambda: app.config["SEARCH_RATE_LIMIT"], exempt_when=lambda: not request.args.get("q"),
+                             error_message=too_many_requests)
+    app.view_functions["catalog.index"] = searches(app.view_functions["catalog.index"])
