@@ -144,8 +144,10 @@ def to_array(image: Image.Image, size: int, resize: str = "bilinear") -> np.ndar
 
 
 def reencode_jpeg(image: Image.Image, max_side: int = 1600, quality: int = 88) -> bytes:
-    """A metadata-free JPEG copy to show back to visitors (EXIF/GPS never leaves the server)."""
+    """A metadata-free JPEG copy to show back to visitors: pixels only (no EXIF/GPS, comment, XMP or
+    profile ever leaves the server; Pillow would copy ``info``'s comment and XMP into the file)."""
     copy = image.copy()
+    copy.info = {}
     copy.thumbnail((max_side, max_side))
     out = io.BytesIO()
     copy.save(out, "JPEG", quality=quality, optimize=True)

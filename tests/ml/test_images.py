@@ -95,6 +95,30 @@ def test_to_array_resizes_and_reencode_strips_metadata():
     assert not copy.getexif()
 
 
+def jpeg_markers(data: bytes) -> set[int]:
+    """The marker codes of a JPEG's segments before its image data."""
+    markers, at = set(), 2
+    while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] != 0xDA:
+        markers.add(data[at + 1])
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return markers
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_the_shown_copy_keeps_no_comment_profile_or_any_other_metadata(fmt):
+    icc = b"\0" * 128 + b"acsp" + b"\0" * 400  # any bytes: Pillow copies what it is given
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    extra = {"JPEG": {"comment": b"secret comment", "xmp": b"<x:xmpmeta>secret</x:xmpmeta>", "icc_profile": icc},
+             "PNG": {"icc_profile": icc}, "WEBP": {"icc_profile": icc, "xmp": b"<x:xmpmeta>secret</x:xmpmeta>"}}[fmt]
+    upload = encode(photo(size=(300, 200)), fmt, exif=exif, **extra)
+    shown = reencode_jpeg(decode(upload).image)
+    assert b"secret" not in shown and b"SecretCam" not in shown
+    # tables, frame and the bare JFIF header only: no other APPn (EXIF, XMP, ICC), no COM
+    assert jpeg_markers(shown) <= {0xE0, 0xDB, 0xC0, 0xC2, 0xC4, 0xDD} and shown[6:11] == b"JFIF\0"
+    assert jpeg_markers(upload) - jpeg_markers(shown) or fmt != "JPEG"
+
+
 def test_draft_size_decodes_a_big_jpeg_at_a_smaller_scale_with_the_same_model_input():
     big = scene(3, size=256).resize((2400, 1800), Image.BICUBIC)  # smooth content, like a photo
     data = encode(big, "JPEG", quality=92)
