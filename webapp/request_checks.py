@@ -1,7 +1,10 @@
 """What a request may contain, checked before any view or database sees it: no NUL bytes (PostgreSQL
 cannot store them and answers with an error), no integer ids beyond the database's range, no JSON nested
-so deeply that parsing it overflows the stack. Each is a clear 400 or 404, never a 500."""
+so deeply that parsing it overflows the stack. Each is a clear 400 or 404, never a 500. And where it may
+come from: ``from_another_site`` for the API's token-less uploads."""
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, request
 from werkzeug.datastructures import ImmutableMultiDict
@@ -45,6 +48,22 @@ class DatabaseIntegerConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's name
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+
+
+def from_another_site() -> bool:
+    """Whether a browser sent this request from a page of another site (or an opaque origin).
+
+    Multipart posts need no CORS preflight, so without this any web page could make its visitors'
+    browsers upload to the API. Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    scripts and curl send neither and are not affected. Hosts are compared without scheme and port,
+    which a TLS proxy in front may change."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return (urlsplit(origin).hostname or "") != (urlsplit(f"//{request.host}").hostname or "").lower()
 
 
 def init_app(app: Flask) -> None:

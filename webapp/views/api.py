@@ -7,6 +7,7 @@ from webapp.errors import error_response
 from webapp.extensions import db
 from webapp.feedback import FeedbackError, delete_upload, record_feedback
 from webapp.models import Landmark, Recognition
+from webapp.request_checks import from_another_site
 from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
 from webapp.uploads import UploadError, accept_upload, may_delete
 
@@ -15,6 +16,9 @@ bp = Blueprint("api", __name__)
 
 @bp.post("/api/v1/recognitions")
 def create_recognition():
+    if from_another_site():  # no token protects this post: a browser must come from our own pages
+        return error_response(403, "uploads from another site's pages are not accepted; post from a script or "
+                                   "from this site")
     try:
         rec = accept_upload(request.files.get("image"))
     except UploadError as err:
