@@ -128,6 +128,7 @@ class Config:
         self.HEARTBEAT_INTERVAL_S = float(env("HEARTBEAT_INTERVAL_S", "10"))  # each worker process's sign of life
         self.WORKER_STALE_S = env_int("WORKER_STALE_S", 30)  # no heartbeat for this long: the worker is gone
         self.METRICS_WINDOW_S = env_int("METRICS_WINDOW_S", 300)  # /metrics latency histograms cover this window
+        self.METRICS_TOKEN = env("METRICS_TOKEN", "")  # set: /metrics needs "Authorization: Bearer <it>"
         self.READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", False)  # /readyz: 503 without a live worker
         # --- security (webapp/security.py) ---
         self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
