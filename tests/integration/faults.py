@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from live_stack import Stack, restart_redis, start_postgres, stop_postgres
+from live_stack import SharedServers, Stack
 
 
 @dataclass
@@ -46,8 +46,9 @@ class Outcome:
 
 
 class FaultRun:
-    def __init__(self, stack: Stack, photos: list[bytes], upload_every: float = 0.25, sweep_every: float = 1.0):
-        self.stack, self.photos = stack, photos
+    def __init__(self, stack: Stack, photos: list[bytes], upload_every: float = 0.25, sweep_every: float = 1.0,
+                 servers=SharedServers):
+        self.stack, self.photos, self.servers = stack, photos, servers  # servers: live_stack.SharedServers/PrivateServers
         self.upload_every, self.sweep_every = upload_every, sweep_every
         self.outcome = Outcome()
         self.stopping = threading.Event()
@@ -110,11 +111,11 @@ class FaultRun:
         self.note("worker restarted")
 
     def restart_redis(self) -> None:
-        restart_redis()
+        self.servers.restart_redis()
         self.note("Redis restarted (queued messages lost)")
 
     def postgres_outage(self, seconds: float) -> None:
-        stop_postgres()
+        self.servers.stop_postgres()
         self.note("PostgreSQL stopped")
         client = self.stack.app.test_client()
         some_id = self.outcome.accepted[0] if self.outcome.accepted else "unknown"
@@ -134,7 +135,7 @@ class FaultRun:
                             self.outcome.bad_answers.append(f"read {url} with the database down: {resp.status_code}")
                 time.sleep(0.2)
         finally:
-            start_postgres()
+            self.servers.start_postgres()
             self.note("PostgreSQL started")
 
     # --- the run ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Faults with real processes: a worker SIGKILLed mid-task, Redis restarted empty, PostgreSQL stopped.
 
 During a stream of uploads; afterwards nothing is stuck, lost or duplicated, and the web answered
-503 (never 500) while a server was down. Needs root and CI's local PostgreSQL and Redis.
+503 (never 500) while a server was down. Needs root, PostgreSQL's binaries and redis-server: the run
+starts a PostgreSQL cluster and a Redis of its own (live_stack.PrivateServers), never stopping shared ones.
 The longer version: ``bench/faults.py``.
 """
 import io
@@ -10,24 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from factories import postgres_url_or_skip, redis_url_or_skip, sample_photos
+from factories import sample_photos
 from faults import FaultRun
-from live_stack import Stack, servers_controllable
+from live_stack import PrivateServers, Stack, servers_controllable
 
 
 def test_nothing_is_lost_when_worker_broker_and_database_fail(tmp_path):
-    db_url, broker_url = postgres_url_or_skip(), redis_url_or_skip()
     problem = servers_controllable()
     if problem:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(problem)
-    stack = Stack(tmp_path, db_url, broker_url, RECOGNITION_TIMEOUT_S=6, SWEEP_MAX_REQUEUES=20)
+    servers = PrivateServers(tmp_path)  # never the machine's shared PostgreSQL and Redis
+    try:
+        run_faults(tmp_path, servers)
+    finally:
+        servers.close()
+
+
+def run_faults(tmp_path, servers) -> None:
+    stack = Stack(tmp_path, servers.database_url, servers.broker_url, RECOGNITION_TIMEOUT_S=6, SWEEP_MAX_REQUEUES=20)
     stack.prepare()
     photos = [p.read_bytes() if isinstance(p, Path) else p for p, _key in sample_photos(per_class=1, classes=4)]
     stack.start_worker()
     try:
         warm_up = stack.upload(photos[0])
         assert stack.wait_finished(warm_up, timeout=120)["status"] == "done"  # the model is loaded
-        run = FaultRun(stack, photos, upload_every=0.25, sweep_every=1.0)
+        run = FaultRun(stack, photos, upload_every=0.25, sweep_every=1.0, servers=servers)
         run.outcome.accepted.append(warm_up)
         outcome = run.run(rounds=1, pause=2.0, outage=3.0, drain_timeout=120)
     finally:
