@@ -1,9 +1,9 @@
 """Keeping the promise that nothing is lost, and that nothing is kept too long.
 
 ``sweep`` finds recognitions stuck in ``queued`` or ``running`` (a message lost with a broker
-restart, a worker killed mid-task: at once when its heartbeat is stale) and sends them again; after ``SWEEP_MAX_REQUEUES`` tries they end
-``failed`` with a reason; it also re-sends the embedding of reference photos still without one
-(their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
+restart, a worker killed mid-task: at once when its heartbeat is stale) and sends them again; after
+``SWEEP_MAX_REQUEUES`` tries they end ``failed`` with a reason; it also re-sends the embedding of
+reference photos still without one (their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
 beat tasks on the ``maintenance`` queue (``worker.tasks.sweep`` / ``purge``) and by hand as
 ``flask ops sweep`` / ``flask ops purge``. The web side only: tasks are sent by name.
 """

@@ -43,8 +43,8 @@ def wait_port(port: int, timeout: float = 30) -> None:
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
     web_port, nginx_port = free_port(), free_port()
-    env = dict(os.environ, INSTANCE_DIR=str(tmp), SECRET_KEY="nginx-test-key", DATABASE_URL=f"sqlite:///{tmp}/app.sqlite",
-               CELERY_BROKER_URL=f"sqla+sqlite:///{tmp}/broker.sqlite", TRUSTED_PROXIES="1")
+    env = dict(os.environ, INSTANCE_DIR=str(tmp), SECRET_KEY="nginx-test-key",
+               DATABASE_URL=f"sqlite:///{tmp}/app.sqlite", CELERY_BROKER_URL=f"sqla+sqlite:///{tmp}/broker.sqlite", TRUSTED_PROXIES="1")
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{web_port}", "--workers", "1", "--threads", "2",
          "wsgi:app"], cwd=ROOT, env=env, stdout=(tmp / "gunicorn.log").open("wb"), stderr=subprocess.STDOUT)
@@ -52,7 +52,8 @@ def servers(tmp_path_factory):
     site = template.safe_substitute(NGINX_MAX_BODY="21m", WEB_UPSTREAM=f"127.0.0.1:{web_port}")
     assert "listen 8080;" in site
     (tmp / "site.conf").write_text(site.replace("listen 8080;", f"listen 127.0.0.1:{nginx_port};"))
-    temp_paths = "".join(f"{kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp_paths = "".join(f"{kind}_temp_path {tmp}/{kind};\n" for kind in kinds)
     (tmp / "nginx.conf").write_text(
         f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\ndaemon off;\n"
         f"events {{ worker_connections 512; }}\n"

@@ -48,7 +48,8 @@ class Outcome:
 class FaultRun:
     def __init__(self, stack: Stack, photos: list[bytes], upload_every: float = 0.25, sweep_every: float = 1.0,
                  servers=SharedServers):
-        self.stack, self.photos, self.servers = stack, photos, servers  # servers: live_stack.SharedServers/PrivateServers
+        self.stack, self.photos = stack, photos
+        self.servers = servers  # live_stack.SharedServers (the machine's) or PrivateServers
         self.upload_every, self.sweep_every = upload_every, sweep_every
         self.outcome = Outcome()
         self.stopping = threading.Event()
