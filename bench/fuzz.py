@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import os
 import platform
 import sys
 import tempfile
@@ -151,6 +152,7 @@ def api_report(table, failures, total, elapsed) -> str:
     statuses = sorted({status for _kind, status in table})
     kinds = sorted({kind for kind, _status in table})
     lines = [
+        "",
         "## The editors' API",
         "",
         "The same app, with an editor's bearer token: hostile JSON bodies (any JSON value, deep nesting up to",
@@ -193,7 +195,7 @@ def report(table, failures, total, elapsed) -> str:
         "",
         f"**Result: {total:,} cases in {elapsed:.0f} s, {len(failures)} failures** "
         f"(Python {platform.python_version()}, Pillow {_pillow()}, {platform.machine()}, "
-        f"{time.strftime('%Y-%m-%d')}).",
+        f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; `python {' '.join(sys.argv)}`).",
         "",
         "| input family | " + " | ".join(str(s) for s in statuses) + " |",
         "|---|" + "---|" * len(statuses),
@@ -201,7 +203,7 @@ def report(table, failures, total, elapsed) -> str:
     for family in families:
         lines.append(f"| {family} | " + " | ".join(str(table.get((family, s), 0)) for s in statuses) + " |")
     lines += ["", "202: accepted and queued (a valid image, possibly with trailing junk, which the re-encoded",
-              "copy drops); 400: empty or more than `MAX_IMAGE_PIXELS` (decompression bombs); 413: over",
+              "copy drops); 400: empty, more than `MAX_IMAGE_PIXELS` (decompression bombs) or `MAX_DECODE_MB`; 413: over",
               "`MAX_UPLOAD_MB`; 415: not an image we accept (other formats, damaged data).", ""]
     if failures:
         lines += ["## Failures", ""] + [f"- {line}" for line in failures[:50]] + [""]
