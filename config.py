@@ -90,6 +90,10 @@ class Config:
         self.TRAINING_TIMEOUT_S = env_int("TRAINING_TIMEOUT_S", 6 * 3600)  # a run still "training" longer: dead
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+        self.MAX_DECODE_MB = env_int("MAX_DECODE_MB", 256)  # memory one decode may take (ml.images.decode_cost)
+        self.LARGE_DECODE_MB = env_int("LARGE_DECODE_MB", 48)  # decodes above this wait for one of LARGE_DECODES
+        self.LARGE_DECODES = env_int("LARGE_DECODES", 2)  # at once per web process (webapp.uploads.large_decode_slot)
+        self.DECODE_WAIT_S = float(env("DECODE_WAIT_S", "20"))  # then the upload is answered 503
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
         # --- inference workers (worker/engine.py, ml/serving.py, worker/batching.py) ---
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
@@ -133,6 +137,7 @@ class Config:
         self.HEARTBEAT_INTERVAL_S = float(env("HEARTBEAT_INTERVAL_S", "10"))  # each worker process's sign of life
         self.WORKER_STALE_S = env_int("WORKER_STALE_S", 30)  # no heartbeat for this long: the worker is gone
         self.METRICS_WINDOW_S = env_int("METRICS_WINDOW_S", 300)  # /metrics latency histograms cover this window
+        self.METRICS_TOKEN = env("METRICS_TOKEN", "")  # set: /metrics needs "Authorization: Bearer <it>"
         self.READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", False)  # /readyz: 503 without a live worker
         # --- security (webapp/security.py) ---
         self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
@@ -140,9 +145,15 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "memory://")  # redis://… shared by all web processes
+        # that Redis down: count in each process's memory meanwhile (limits stay, per process) instead of a 500
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        if self.RATELIMIT_STORAGE_URI.startswith(("redis", "rediss")):  # an unreachable Redis fails fast
+            self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
         self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
         self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", "10/minute;50/hour")  # sign-in attempts per client
+        self.SEARCH_RATE_LIMIT = env("SEARCH_RATE_LIMIT", "60/minute")  # catalog searches per client
+        self.LOGIN_ACCOUNT_RATE_LIMIT = env("LOGIN_ACCOUNT_RATE_LIMIT", "10/15 minutes")  # failed sign-ins per email
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LANGUAGES = ("vi", "en")

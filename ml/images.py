@@ -10,9 +10,10 @@ import io
 import math
 import os
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Union
+from typing import Callable, ContextManager, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,6 +26,9 @@ except ImportError:  # pragma: no cover - optional dependency
     pass
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 48 MP phone photo passes; bombs do not
+DEFAULT_MAX_DECODE_MB = 256  # memory one decode may take at its peak (estimated from the header, see decode_cost)
+# the decoder's peak bytes per pixel where it keeps several copies (measured: docs/security.md); else the mode's
+DECODER_BYTES_PER_PIXEL = {"WEBP": 16}
 MIN_SIDE = 8
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image]
 
@@ -38,6 +42,10 @@ class ImageError(ValueError):
 
 class ImageTooLarge(ImageError):
     """More pixels than allowed (including decompression bombs): a bad request, not a bad format."""
+
+
+class DecoderBusy(ImageError):
+    """Too many large images are being decoded at once (``decode``'s ``slot``): try again in a moment."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +70,20 @@ def decode(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: frozenset[str] | None = None,
     draft_size: int | None = None,
+    max_decode_mb: int = DEFAULT_MAX_DECODE_MB,
+    slot: Callable[[int], ContextManager] | None = None,
 ) -> DecodedImage:
     """Decode bytes, a path or a PIL image into an RGB image, or raise ImageError.
 
     ``draft_size``: a JPEG is decoded at the smallest scale (1, 1/2, 1/4 or 1/8, libjpeg's DCT scaling)
     that keeps both sides at least this many pixels: several times faster for a phone photo that is
-    only shown at 1280 pixels or fed to the model at 224. ``original_size`` stays the file's own.
+    only shown at 1280 pixels or fed to the model at 224. Other formats are reduced by an integer
+    factor right after loading, to the same bound, so their memory is the decoder's buffer and no
+    more. ``original_size`` stays the file's own.
+
+    Memory is bounded by bytes, not pixels alone: an image whose decoding would take more than
+    ``max_decode_mb`` (``decode_cost``) is refused as too large, and ``slot(cost)``, when given, is held
+    while the pixels are decoded (the web's cap on concurrent large decodes).
     """
     if isinstance(source, Image.Image):
         return DecodedImage(_to_rgb(source), source.format or "RAW", source.size)
@@ -91,10 +107,17 @@ def decode(
             img.seek(0)  # first frame of animations
             if draft_size:
                 img.draft("RGB", (draft_size, draft_size))  # a no-op for formats other than JPEG
-            img.load()
-            info = photo_info(img)
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(img)
+            cost = decode_cost(img)
+            if cost > max_decode_mb * 2**20:
+                raise ImageTooLarge(f"the image is too large to decode ({width}×{height} {fmt} pixels need about "
+                                    f"{cost // 2**20} MB; the limit is {max_decode_mb} MB)")
+            with slot(cost) if slot else nullcontext():
+                img.load()
+                info = photo_info(img)  # before anything makes a new image without the EXIF
+                if draft_size:  # before any conversion or copy: a tiny file may hold 40 MP of flat colour
+                    img = _shrink(img, draft_size)
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -106,6 +129,14 @@ def decode(
     except Exception as exc:  # Pillow plugins raise odd types on hostile input
         raise ImageError(f"the image could not be decoded ({type(exc).__name__})") from None
     return DecodedImage(rgb, fmt, (width, height), info)
+
+
+def decode_cost(img: Image.Image) -> int:
+    """Bytes the decoder of an opened (not yet loaded) image takes at its peak, estimated from its header:
+    pixels (after a JPEG draft) × bytes per pixel (Pillow's storage, or the decoder's own copies)."""
+    mode_bytes = 1 if img.mode in ("1", "L", "P") else 2 if img.mode.startswith("I;16") else 4
+    per_pixel = DECODER_BYTES_PER_PIXEL.get((img.format or "").upper(), mode_bytes)
+    return img.width * img.height * max(per_pixel, mode_bytes)
 
 
 def load_rgb(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -125,8 +156,10 @@ def to_array(image: Image.Image, size: int, resize: str = "bilinear") -> np.ndar
 
 
 def reencode_jpeg(image: Image.Image, max_side: int = 1600, quality: int = 88) -> bytes:
-    """A metadata-free JPEG copy to show back to visitors (EXIF/GPS never leaves the server)."""
+    """A metadata-free JPEG copy to show back to visitors: pixels only (no EXIF/GPS, comment, XMP or
+    profile ever leaves the server; Pillow would copy ``info``'s comment and XMP into the file)."""
     copy = image.copy()
+    copy.info = {}
     copy.thumbnail((max_side, max_side))
     out = io.BytesIO()
     copy.save(out, "JPEG", quality=quality, optimize=True)
@@ -198,13 +231,24 @@ def _read_bytes(source: ImageSource) -> bytes:
         raise ImageError(f"the file could not be read ({exc.strerror or exc})") from None
 
 
+def _shrink(img: Image.Image, side: int) -> Image.Image:
+    """``img`` reduced by the largest integer factor that keeps both sides at least ``side`` pixels."""
+    factor = min(img.size) // side
+    if factor < 2:
+        return img
+    if img.mode in ("RGB", "RGBA", "L", "LA", "PA", "I", "F", "CMYK", "YCbCr"):
+        return img.reduce(factor)
+    size = (-(-img.width // factor), -(-img.height // factor))
+    resample = Image.NEAREST if img.mode in ("P", "1") else Image.BOX  # palettes cannot be averaged
+    return img.resize(size, resample)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = arr.max() or 1.0
-        img = Image.fromarray((arr * (255.0 / top)).astype(np.uint8), "L")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # scaled to 8 bits by Pillow's integer point(), no arrays
+        top = img.getextrema()[1] or 1
+        img = img.point(lambda v: v * (255 / top), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))

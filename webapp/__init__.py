@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.routing import IntegerConverter
 
 from config import INSTANCE_DIR, Config
-from webapp import cli, errors, geo, security
+from webapp import cli, errors, geo, request_checks, security
 from webapp.auth import login_manager
 from webapp.celery_app import celery_init_app
 from webapp.extensions import babel, csrf, db, migrate
@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = RowIdConverter  # before any route is added
     app.config.from_object(Config())
     app.config.update(config or {})
+    request_checks.init_app(app)  # NUL bytes, id ranges, JSON depth (before the routes: their converters)
     from webapp.logs import configure_logging  # LOG_FORMAT, LOG_LEVEL
     configure_logging(app)
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None (no limit), so setdefault would not do

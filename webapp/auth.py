@@ -31,9 +31,36 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METH
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def load_user(session_id: str) -> User | None:
+    """The active user of a session id ``"<id>:<session_version>"`` (``User.get_id``) whose version is current."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()) or len(session_id) > 40:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Every saved session of ``user`` stops working (sign-out, password change, disabling)."""
+    db.session.execute(db.update(User).where(User.id == user.id)
+                       .values(session_version=User.session_version + 1))
+    db.session.commit()
+
+
+def set_password(user: User, password: str) -> None:
+    """Raises ValueError for a too short password; ends the user's saved sessions."""
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(password)
+    end_sessions(user)
+
+
+def set_active(user: User, active: bool) -> None:
+    """Disable (or enable) a user: a disabled user's sessions, tokens and sign-ins stop working."""
+    user.active = active
+    end_sessions(user)
 
 
 def normalise_email(email: str) -> str:

@@ -180,7 +180,7 @@ def models_train_command() -> None:
 
 # --- flask users ----------------------------------------------------------------------------
 
-users_cli = AppGroup("users", help="Editors and admins: create them, issue and revoke their API tokens.")
+users_cli = AppGroup("users", help="Editors and admins: create, disable, set passwords, issue and revoke API tokens.")
 
 
 def find_user(email: str):
@@ -234,6 +234,44 @@ def users_revoke_command(email: str) -> None:
     revoked = result.rowcount  # a CursorResult: SQLAlchemy types execute() as the general Result
     db.session.commit()
     click.echo(f"{revoked} tokens of {user.email} revoked")
+
+
+@users_cli.command("disable")
+@click.argument("email")
+def users_disable_command(email: str) -> None:
+    """Disable EMAIL: their sessions and API tokens stop working and they cannot sign in."""
+    from webapp.auth import set_active
+
+    user = find_user(email)
+    set_active(user, False)
+    click.echo(f"{user.email} disabled")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def users_enable_command(email: str) -> None:
+    """Enable EMAIL again (they sign in anew; their old sessions stay ended)."""
+    from webapp.auth import set_active
+
+    user = find_user(email)
+    set_active(user, True)
+    click.echo(f"{user.email} enabled")
+
+
+@users_cli.command("password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for (hidden, twice) when left out.")
+def users_password_command(email: str, password: str) -> None:
+    """Set a new password for EMAIL; their saved sessions end."""
+    from webapp.auth import set_password
+
+    user = find_user(email)
+    try:
+        set_password(user, password)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"password of {user.email} changed")
 
 
 @users_cli.command("list")

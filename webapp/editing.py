@@ -137,7 +137,7 @@ def _coordinate(value: object, limit: float) -> float:
         except ValueError:
             raise ValueError(_("Must be a number.")) from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        number = float(value) if abs(value) <= limit else math.inf  # float() of a huge int overflows
     else:
         raise ValueError(_("Must be a number."))
     if not math.isfinite(number) or not -limit <= number <= limit:

@@ -15,8 +15,8 @@ from sqlalchemy.orm.exc import ObjectDeletedError
 from ml import images
 from webapp.extensions import db
 from webapp.models import FEEDBACK, Landmark, Recognition, ReferencePhoto, User, fold, utcnow
-from webapp.references import add_reference_from_recognition
-from webapp.uploads import original_path
+from webapp.references import add_reference_from_recognition, remove_reference_photo
+from webapp.uploads import discard, original_path
 
 NONE = "none"  # the form's value for "None of these / not a landmark" (the JSON API also takes null)
 REVIEWED = ("accepted", "dismissed")
@@ -40,9 +40,10 @@ def landmark_choices(lang: str) -> list[Landmark]:
     return sorted(landmarks, key=lambda lm: (fold(lm.name(lang)), lm.slug))
 
 
-def record_feedback(rec: Recognition, answer: str | None, slug: str | None) -> Recognition:
+def record_feedback(rec: Recognition, answer: str | None, slug: str | None, uploader: bool = False) -> Recognition:
     """Store the visitor's answer: ``"correct"``, or ``"wrong"`` with the right landmark's ``slug``
-    (``None`` or ``"none"``: none of these / not a landmark). Raises ``FeedbackError``."""
+    (``None`` or ``"none"``: none of these / not a landmark). Naming a landmark may keep the photo as a
+    reference photo, so only its ``uploader`` (the delete token's holder) may. Raises ``FeedbackError``."""
     if rec.status != "done":
         raise FeedbackError(409, _("You can tell us whether the result is right once the photo is recognised."))
     if rec.review_status in REVIEWED:
@@ -58,6 +59,9 @@ def record_feedback(rec: Recognition, answer: str | None, slug: str | None) -> R
             raise FeedbackError(400, _("There is no landmark “%(slug)s” in our catalog.", slug=slug[:80]))
         if corrected.id == rec.landmark_id:
             raise FeedbackError(400, _("That is the landmark we named; answer “Yes” if the result is right."))
+        if not uploader:
+            raise FeedbackError(403, _("Only the person who uploaded this photo can tell us which landmark it "
+                                       "shows, because a copy of the photo may be kept."))
     written = db.session.execute(
         db.update(Recognition)
         .where(Recognition.id == rec.id, Recognition.status == "done",
@@ -69,6 +73,15 @@ def record_feedback(rec: Recognition, answer: str | None, slug: str | None) -> R
     if not written:  # an editor reviewed it (or the uploader deleted it) a moment ago
         raise FeedbackError(409, already_reviewed())
     return rec
+
+
+def delete_upload(rec: Recognition) -> None:
+    """The uploader deletes their photo: the recognition, its files and any reference photo copied from it
+    by an accepted correction (the uploader's wish covers every copy of their photo)."""
+    copies = db.session.scalars(db.select(ReferencePhoto).filter_by(recognition_id=rec.id)).all()
+    for photo in copies:
+        remove_reference_photo(photo)
+    discard(rec)
 
 
 def pending_corrections(page: int):

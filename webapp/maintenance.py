@@ -1,9 +1,9 @@
 """Keeping the promise that nothing is lost, and that nothing is kept too long.
 
 ``sweep`` finds recognitions stuck in ``queued`` or ``running`` (a message lost with a broker
-restart, a worker killed mid-task) and sends them again; after ``SWEEP_MAX_REQUEUES`` tries they end
-``failed`` with a reason; it also re-sends the embedding of reference photos still without one
-(their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
+restart, a worker killed mid-task: at once when its heartbeat is stale) and sends them again; after
+``SWEEP_MAX_REQUEUES`` tries they end ``failed`` with a reason; it also re-sends the embedding of
+reference photos still without one (their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
 beat tasks on the ``maintenance`` queue (``worker.tasks.sweep`` / ``purge``) and by hand as
 ``flask ops sweep`` / ``flask ops purge``. The web side only: tasks are sent by name.
 """
@@ -16,8 +16,8 @@ from flask import current_app
 from sqlalchemy import func
 
 from webapp.extensions import db
-from webapp.models import Recognition, ReferencePhoto, finish_once, utcnow
 from config import EMBED_TASK, RECOGNIZE_TASK
+from webapp.models import Recognition, ReferencePhoto, WorkerHeartbeat, finish_once, utcnow
 from webapp.uploads import remove_files, upload_dir
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,11 @@ def sweep(now: datetime | None = None) -> dict:
     now = now or utcnow()
     cutoff = now - timedelta(seconds=current_app.config["RECOGNITION_TIMEOUT_S"])
     max_requeues = current_app.config["SWEEP_MAX_REQUEUES"]
+    timed_out = db.and_(Recognition.status.in_(("queued", "running")),
+                        func.coalesce(Recognition.enqueued_at, Recognition.created_at) < cutoff)
     stuck = db.session.scalars(
         db.select(Recognition)
-        .where(Recognition.status.in_(("queued", "running")),
-               func.coalesce(Recognition.enqueued_at, Recognition.created_at) < cutoff)
+        .where(db.or_(timed_out, orphaned(now)))
         .order_by(Recognition.created_at)
         .limit(SWEEP_BATCH)
     ).all()
@@ -59,6 +60,17 @@ def sweep(now: datetime | None = None) -> dict:
         celery.send_task(EMBED_TASK, args=[None])  # every photo without an embedding of the active model
         log.warning("sweep: %d reference photos still have no embedding; embedding task sent again", unembedded)
     return {"requeued": len(requeued), "failed": len(failed), "reference_photos": unembedded}
+
+
+def orphaned(now: datetime):
+    """Running recognitions whose claiming worker has gone silent (no heartbeat for WORKER_STALE_S, e.g.
+    SIGKILLed): sent again at the next sweep instead of after RECOGNITION_TIMEOUT_S. A claim younger than
+    WORKER_STALE_S is left alone (its worker may not have written its first heartbeat yet)."""
+    stale = now - timedelta(seconds=current_app.config["WORKER_STALE_S"])
+    alive = db.select(WorkerHeartbeat.name).where(WorkerHeartbeat.seen_at >= stale)
+    return db.and_(Recognition.status == "running", Recognition.worker.is_not(None),
+                   Recognition.worker.not_in(alive), Recognition.started_at < stale,
+                   func.coalesce(Recognition.enqueued_at, Recognition.created_at) < stale)
 
 
 def purge(now: datetime | None = None) -> dict:

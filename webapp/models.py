@@ -95,7 +95,7 @@ class Recognition(db.Model):
     model_version = db.Column(db.String(80), nullable=True)
     matched_by = db.Column(db.String(16), nullable=True)  # "classifier" or "reference" (few-shot enrolment)
     batch_size = db.Column(db.Integer, nullable=True)  # how many images the worker ran in the same batch
-    worker = db.Column(db.String(200), nullable=True)  # the worker process that wrote the result
+    worker = db.Column(db.String(200), nullable=True)  # the worker process that claimed it, then wrote the result
     error = db.Column(db.Text, nullable=True)
     decode_ms = db.Column(db.Float, nullable=True)
     inference_ms = db.Column(db.Float, nullable=True)
@@ -134,14 +134,15 @@ def claim(recognition_id: str) -> str | None:
     return claim_many([recognition_id]).get(recognition_id)
 
 
-def claim_many(ids: list[str]) -> dict[str, str]:
+def claim_many(ids: list[str], worker: str | None = None) -> dict[str, str]:
     """``claim`` for several recognitions in one statement and one commit (the worker's hot path):
-    {id: stored file name} of those claimed."""
+    {id: stored file name} of those claimed. ``worker`` (its heartbeat name) is recorded, so the sweeper
+    re-sends them soon should that worker die (webapp.maintenance.sweep)."""
     table = Recognition.__table__  # Core statements: a third cheaper than ORM-enabled ones
     rows = db.session.execute(
         table.update()
         .where(table.c.id.in_(ids), table.c.status.not_in(FINISHED))
-        .values(status="running", started_at=utcnow(), attempts=table.c.attempts + 1)
+        .values(status="running", started_at=utcnow(), attempts=table.c.attempts + 1, worker=worker)
         .returning(table.c.id, table.c.stored_name)
     ).all()
     db.session.commit()
@@ -200,8 +201,8 @@ class User(db.Model):
     def is_active(self) -> bool:
         return self.active
 
-    def get_id(self) -> str:
-        return str(self.id)
+    def get_id(self) -> str:  # the session's user id carries the version: bumping it ends every saved session
+        return f"{self.id}:{self.session_version}"
 
     def has_role(self, role: str) -> bool:
         return self.active and (self.role == role or self.role == "admin")

@@ -47,7 +47,8 @@ PATH_PARAMETERS = {  # by the URL rules' argument names; others are plain string
 ERRORS = {
     400: "Bad request: the message says what to send.",
     401: "No or a bad `Authorization: Bearer <token>` header.",
-    403: "Refused: the token's user lacks the role, or the X-Delete-Token does not match.",
+    403: "Refused: the token's user lacks the role, the X-Delete-Token does not match, or a browser posted from "
+         "another site's page.",
     404: "No such id, slug or route.",
     409: "Conflicts with the current state (the message says which).",
     413: "The file is larger than MAX_UPLOAD_MB.",

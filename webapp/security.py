@@ -6,7 +6,7 @@ Map tiles are the only outside resource.
 """
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
@@ -45,6 +45,10 @@ def too_many_logins() -> str:
     return _("Too many sign-in attempts from your address; please wait a few minutes and try again.")
 
 
+def too_many_account_logins() -> str:
+    return _("Too many failed sign-in attempts for this email address; please wait a few minutes and try again.")
+
+
 def too_many_requests() -> str:
     return _("Too many requests; please slow down and try again shortly.")
 
@@ -56,7 +60,9 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault(name, value)
         return response
 
-    init_rate_limits(app)
+    limiter = init_rate_limits(app)
+    limit_sign_ins_per_account(app, limiter)
+    limit_catalog_searches(app, limiter)
 
 
 def init_rate_limits(app: Flask) -> Limiter:
@@ -92,3 +98,26 @@ def init_rate_limits(app: Flask) -> Limiter:
         return error_response(429, err.description)
 
     return limiter
+
+
+def limit_sign_ins_per_account(app: Flask, limiter: Limiter) -> None:
+    """Failed sign-ins per email address (``LOGIN_ACCOUNT_RATE_LIMIT``), from whatever addresses: many
+    addresses cannot guess one account's password, and one address (a proxy) cannot lock everyone out.
+    Only failures (401) count; unknown emails count the same, so the answer reveals no account."""
+    from webapp.auth import normalise_email
+
+    def account() -> str:
+        return "account:" + normalise_email(request.form.get("email", ""))[:254]
+
+    failures = limiter.limit(lambda: app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=account, methods=["POST"],
+                             deduct_when=lambda response: response.status_code == 401,
+                             error_message=too_many_account_logins)
+    for endpoint in LOGIN_ENDPOINTS:
+        app.view_functions[endpoint] = failures(app.view_functions[endpoint])
+
+
+def limit_catalog_searches(app: Flask, limiter: Limiter) -> None:
+    """Catalog searches (``/landmarks?q=…``) per client (``SEARCH_RATE_LIMIT``); browsing it is not limited."""
+    searches = limiter.limit(lambda: app.config["SEARCH_RATE_LIMIT"], exempt_when=lambda: not request.args.get("q"),
+                             error_message=too_many_requests)
+    app.view_functions["catalog.index"] = searches(app.view_functions["catalog.index"])

@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import current_app
@@ -78,7 +80,9 @@ def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
     if len(data) > limit:
         raise UploadError(413, _("The file is larger than %(mb)s MB.", mb=current_app.config["MAX_UPLOAD_MB"]))
     try:
-        decoded = decode_upload(data)
+        decoded = decode_upload(data, slot=large_decode_slot)
+    except images.DecoderBusy:
+        raise UploadError(503, _("The server is busy with other large photos; please try again in a moment.")) from None
     except images.ImageTooLarge as err:  # a decompression bomb or a huge scan: the request is at fault
         raise UploadError(400, _("This file cannot be used: %(reason)s.", reason=visitor_reason(err))) from None
     except images.ImageError as err:
@@ -86,11 +90,33 @@ def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
     return data, decoded
 
 
-def decode_upload(source: images.ImageSource, draft_size: int | None = SHOWN_SIDE) -> images.DecodedImage:
-    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats and pixel limit;
-    no larger than ``draft_size`` needs (``images.decode``; the copy shown to visitors by default)."""
+def decode_upload(source: images.ImageSource, draft_size: int | None = SHOWN_SIDE, slot=None) -> images.DecodedImage:
+    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats, pixel and memory
+    limits; no larger than ``draft_size`` needs (``images.decode``; the copy shown to visitors by default)."""
     return images.decode(source, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         allowed_formats=images.UPLOAD_FORMATS, draft_size=draft_size)
+                         max_decode_mb=current_app.config["MAX_DECODE_MB"],
+                         allowed_formats=images.UPLOAD_FORMATS, draft_size=draft_size, slot=slot)
+
+
+@contextmanager
+def large_decode_slot(cost: int):
+    """Held while a web process decodes an upload: at most ``LARGE_DECODES`` of those costing over
+    ``LARGE_DECODE_MB`` at once per process (an editor's batch thus goes one large photo at a time too),
+    so memory is bounded by LARGE_DECODES × MAX_DECODE_MB; a decode that waits ``DECODE_WAIT_S`` in vain
+    raises ``images.DecoderBusy`` (503)."""
+    config = current_app.config
+    if cost <= config["LARGE_DECODE_MB"] * 2**20:
+        yield
+        return
+    gate = current_app.extensions.get("large_decodes")
+    if gate is None:  # one per app and process; setdefault: two first requests still share one
+        gate = current_app.extensions.setdefault("large_decodes", threading.BoundedSemaphore(config["LARGE_DECODES"]))
+    if not gate.acquire(timeout=config["DECODE_WAIT_S"]):
+        raise images.DecoderBusy("too many large images are being decoded")
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 def token_hash(token: str) -> str:

@@ -20,8 +20,9 @@ _recorder_lock = threading.Lock()
 
 
 class Recorder:
-    def __init__(self, app: Flask, max_batch: int = 64):
+    def __init__(self, app: Flask, max_batch: int = 64, worker: str | None = None):
         self.app = app
+        self.worker = worker  # recorded with each claim: this process's heartbeat name
         self._claims = Coalescer(self._claim_batch, max_batch=max_batch)
         self._results = Coalescer(self._finish_batch, max_batch=max_batch)
 
@@ -35,7 +36,7 @@ class Recorder:
 
     def _claim_batch(self, ids: list[str]) -> list[str | None]:
         with self.app.app_context():
-            claimed = claim_many(ids)
+            claimed = claim_many(ids, worker=self.worker)
         return [claimed.get(rid) for rid in ids]
 
     def _finish_batch(self, results: list[tuple[str, str, dict]]) -> list[bool]:
@@ -50,5 +51,7 @@ def get_recorder() -> Recorder:
     app = current_app._get_current_object()
     with _recorder_lock:
         if _recorder is None or _recorder.app is not app:
-            _recorder = Recorder(app)
+            from worker.model import worker_name
+
+            _recorder = Recorder(app, worker=worker_name())
         return _recorder

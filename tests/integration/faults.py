@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from live_stack import Stack, restart_redis, start_postgres, stop_postgres
+from live_stack import SharedServers, Stack
 
 
 @dataclass
@@ -46,8 +46,10 @@ class Outcome:
 
 
 class FaultRun:
-    def __init__(self, stack: Stack, photos: list[bytes], upload_every: float = 0.25, sweep_every: float = 1.0):
+    def __init__(self, stack: Stack, photos: list[bytes], upload_every: float = 0.25, sweep_every: float = 1.0,
+                 servers=SharedServers):
         self.stack, self.photos = stack, photos
+        self.servers = servers  # live_stack.SharedServers (the machine's) or PrivateServers
         self.upload_every, self.sweep_every = upload_every, sweep_every
         self.outcome = Outcome()
         self.stopping = threading.Event()
@@ -110,11 +112,11 @@ class FaultRun:
         self.note("worker restarted")
 
     def restart_redis(self) -> None:
-        restart_redis()
+        self.servers.restart_redis()
         self.note("Redis restarted (queued messages lost)")
 
     def postgres_outage(self, seconds: float) -> None:
-        stop_postgres()
+        self.servers.stop_postgres()
         self.note("PostgreSQL stopped")
         client = self.stack.app.test_client()
         some_id = self.outcome.accepted[0] if self.outcome.accepted else "unknown"
@@ -134,7 +136,7 @@ class FaultRun:
                             self.outcome.bad_answers.append(f"read {url} with the database down: {resp.status_code}")
                 time.sleep(0.2)
         finally:
-            start_postgres()
+            self.servers.start_postgres()
             self.note("PostgreSQL started")
 
     # --- the run ----------------------------------------------------------------------------------------
@@ -177,3 +179,15 @@ class FaultRun:
                     return
                 maintenance.sweep()
                 time.sleep(self.sweep_every)
+
+
+def answers_with_rate_limit_storage_down(client, rec_id: str, email: str, password: str) -> dict[str, int]:
+    """Status codes of an upload, an API read, a result page and a sign-in while the limiter's Redis is down."""
+    from factories import jpeg_bytes
+
+    return {
+        "upload": client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code,
+        "api read": client.get(f"/api/v1/recognitions/{rec_id}").status_code,
+        "landmarks": client.get("/api/v1/landmarks").status_code,
+        "sign-in": client.post("/login", data={"email": email, "password": password}).status_code,
+    }

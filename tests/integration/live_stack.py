@@ -166,3 +166,109 @@ def wait_until(check, what: str, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"{what} did not come back within {timeout}s")
+
+
+class PrivateRedis:
+    """A Redis server of the test's own on a free port (never the machine's shared one), stopped at will."""
+
+    def __init__(self, tmp: Path):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.tmp = tmp
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
+                                          capture_output=True).returncode == 0, "the private Redis", timeout=20)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the run's own (initdb as the postgres user, a free port, trust auth), so
+    outages can be staged without stopping the machine's shared server. Needs root."""
+
+    def __init__(self):
+        import socket
+        import tempfile
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.home = Path(tempfile.mkdtemp(prefix="private-postgres-"))  # its own: the postgres user must enter it
+        os.chown(self.home, *_postgres_ids())
+        self.data = self.home / "data"
+        self.bin = Path(postgres_binaries())
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{args[0]} failed: {done.stderr or done.stdout}")
+
+    def start(self) -> PrivatePostgres:
+        if not self.data.exists():
+            self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.data / "log"),
+                          "-o", f"-p {self.port} -k {self.home} -c listen_addresses=127.0.0.1", "start")
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "stop")
+
+
+def postgres_binaries() -> str:
+    return str(Path("/usr/lib/postgresql") / sorted(os.listdir("/usr/lib/postgresql"))[-1] / "bin")
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+class SharedServers:
+    """The machine's own PostgreSQL and Redis (CI), stopped and started for fault runs."""
+
+    stop_postgres = staticmethod(stop_postgres)
+    start_postgres = staticmethod(start_postgres)
+    restart_redis = staticmethod(restart_redis)
+
+
+class PrivateServers:
+    """A private PostgreSQL and Redis: fault runs on a machine whose servers others use."""
+
+    def __init__(self, tmp: Path):
+        self.postgres = PrivatePostgres().start()
+        self.redis = PrivateRedis(tmp).start()
+        self.database_url, self.broker_url = self.postgres.url, self.redis.url
+
+    def stop_postgres(self) -> None:
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        self.postgres.start()
+
+    def restart_redis(self) -> None:
+        self.redis.stop()  # SIGKILL: nothing saved, queued messages lost
+        self.redis.start()
+
+    def close(self) -> None:
+        import shutil
+
+        self.redis.stop()
+        self.postgres.stop()
+        shutil.rmtree(self.postgres.home, ignore_errors=True)

@@ -124,3 +124,30 @@ def test_a_held_out_photo_of_the_one_pillar_pagoda_says_chua_mot_cot_with_map_an
         expect(page.locator(".description")).to_contain_text("cột đá giữa hồ sen")
         expect(page.locator(".vn-map").first).to_be_visible()
         browser.close()
+
+
+def test_a_saved_delete_link_deletes_from_another_browser_and_its_token_is_never_requested(embedded_stack, live_url,
+                                                                                           tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from factories import jpeg_bytes
+
+    photo = tmp_path / "mine.jpg"
+    photo.write_bytes(jpeg_bytes())
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        uploader = browser.new_context(locale="en-US").new_page()
+        uploader.goto(live_url + "/")
+        uploader.set_input_files("#image", str(photo))
+        uploader.click("button[type=submit]")
+        uploader.wait_for_url("**/r/*")
+        link = uploader.locator("#delete-link").get_attribute("href")
+        assert "#token=" in link and "?" not in link
+        other = browser.new_context(locale="en-US").new_page()  # no cookies: another browser, the saved link
+        requested = []
+        other.on("request", lambda request: requested.append(request.url))
+        other.goto(live_url + link)
+        other.get_by_role("button", name="Delete").click()
+        expect(other.get_by_role("status").filter(has_text="have been deleted")).to_be_visible()
+        browser.close()
+    assert requested and not [url for url in requested if "token" in url], requested  # no URL carried the token

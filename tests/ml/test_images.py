@@ -1,11 +1,12 @@
 """Decoding: every format and mode becomes RGB; every bad input is one clear ImageError."""
 import io
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ml.images import UPLOAD_FORMATS, ImageError, decode, reencode_jpeg, to_array
+from ml.images import DEFAULT_MAX_DECODE_MB, UPLOAD_FORMATS, ImageError, ImageTooLarge, decode, reencode_jpeg, to_array
 from ml_samples import encode, photo, scene
 
 
@@ -94,6 +95,30 @@ def test_to_array_resizes_and_reencode_strips_metadata():
     assert not copy.getexif()
 
 
+def jpeg_markers(data: bytes) -> set[int]:
+    """The marker codes of a JPEG's segments before its image data."""
+    markers, at = set(), 2
+    while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] != 0xDA:
+        markers.add(data[at + 1])
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return markers
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_the_shown_copy_keeps_no_comment_profile_or_any_other_metadata(fmt):
+    icc = b"\0" * 128 + b"acsp" + b"\0" * 400  # any bytes: Pillow copies what it is given
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    extra = {"JPEG": {"comment": b"secret comment", "xmp": b"<x:xmpmeta>secret</x:xmpmeta>", "icc_profile": icc},
+             "PNG": {"icc_profile": icc}, "WEBP": {"icc_profile": icc, "xmp": b"<x:xmpmeta>secret</x:xmpmeta>"}}[fmt]
+    upload = encode(photo(size=(300, 200)), fmt, exif=exif, **extra)
+    shown = reencode_jpeg(decode(upload).image)
+    assert b"secret" not in shown and b"SecretCam" not in shown
+    # tables, frame and the bare JFIF header only: no other APPn (EXIF, XMP, ICC), no COM
+    assert jpeg_markers(shown) <= {0xE0, 0xDB, 0xC0, 0xC2, 0xC4, 0xDD} and shown[6:11] == b"JFIF\0"
+    assert jpeg_markers(upload) - jpeg_markers(shown) or fmt != "JPEG"
+
+
 def test_draft_size_decodes_a_big_jpeg_at_a_smaller_scale_with_the_same_model_input():
     big = scene(3, size=256).resize((2400, 1800), Image.BICUBIC)  # smooth content, like a photo
     data = encode(big, "JPEG", quality=92)
@@ -104,6 +129,75 @@ def test_draft_size_decodes_a_big_jpeg_at_a_smaller_scale_with_the_same_model_in
     assert difference.mean() < 1.5  # of 255: the model sees the same picture
     assert decode(data, draft_size=1280).image.size == (2400, 1800)  # 1/2 would leave 900 < 1280
     png = encode(big, "PNG")
-    assert decode(png, draft_size=448).image.size == (2400, 1800)  # JPEG only
+    reduced = decode(png, draft_size=448).image  # other formats: reduced by an integer factor after loading
+    assert reduced.size == (600, 450)
+    assert np.abs(to_array(decode(png).image, 224) - to_array(reduced, 224)).mean() < 0.5
     with pytest.raises(ImageError, match="damaged or incomplete"):
         decode(data[: len(data) // 2], draft_size=448)  # still fully checked
+
+
+# --- memory: bounded by what is kept, not by what a tiny file expands to ------------------------------
+
+PEAK_SCRIPT = """
+import sys
+from ml import images
+
+def kib(field):  # this process's own figures (ru_maxrss would carry over the parent's peak across exec)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field + ":"))
+
+data = open(sys.argv[1], "rb").read()
+before = kib("VmRSS")
+decoded = images.decode(data, draft_size=1280)
+assert decoded.image.mode == "RGB", decoded
+print((kib("VmHWM") - before) / 1024, min(decoded.image.size))
+"""
+
+
+def peak_decode_mb(path) -> tuple[float, int]:
+    """Peak memory (MB above the start) of decoding ``path`` for the shown copy, in a fresh process,
+    and the decoded image's shorter side."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], cwd=root, capture_output=True, text=True,
+                         check=True)
+    peak, short_side = out.stdout.split()
+    return float(peak), int(short_side)
+
+
+def test_a_small_sixteen_bit_png_under_the_pixel_limit_costs_little_memory(tmp_path):
+    path = tmp_path / "flat16.png"
+    Image.fromarray(np.full((6000, 6200), 7, dtype=np.uint16)).save(path)  # 37 MP, ~90 KB
+    assert path.stat().st_size < 200_000
+    peak_mb, short_side = peak_decode_mb(path)
+    assert peak_mb < 150  # the 16-bit pixels themselves (74 MB); no float64 copies (was ~650 MB)
+    assert 1280 <= short_side < 2 * 1280  # reduced right after loading
+
+
+def test_a_tiny_webp_whose_decoder_needs_too_much_memory_is_refused_before_decoding(tmp_path):
+    data = encode(Image.new("RGB", (6400, 6100), (10, 200, 30)), "WEBP", lossless=True)  # 1.5 KB, 39 MP: ~600 MB
+    assert len(data) < 10_000
+    with pytest.raises(ImageTooLarge, match="too large to decode"):
+        decode(data, draft_size=1280)
+    path = tmp_path / "flat.webp"  # 12 MP: within the byte budget, decoded for about that budget
+    Image.new("RGBA", (4000, 3000), (10, 200, 30, 128)).save(path, "WEBP", lossless=True)
+    peak_mb, short_side = peak_decode_mb(path)
+    assert peak_mb < DEFAULT_MAX_DECODE_MB
+    assert 1280 <= short_side < 2 * 1280
+
+
+def test_the_decode_slot_is_held_only_around_the_pixels_and_told_their_cost():
+    held = []
+
+    @contextmanager
+    def slot(cost):
+        held.append(cost)
+        yield
+
+    decode(encode(photo(size=(64, 48)), "PNG"), slot=slot)
+    assert held == [64 * 48 * 4]
+    with pytest.raises(ImageError):  # a refused file never takes a slot
+        decode(b"not an image", slot=slot)
+    assert len(held) == 1

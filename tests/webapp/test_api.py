@@ -157,3 +157,18 @@ def test_broker_down_is_a_clear_503(tmp_path):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Recognition.id))) == 0
     assert list(Path(app.config["UPLOAD_DIR"]).iterdir()) == []
+
+
+def test_a_browser_on_another_site_cannot_upload_but_scripts_and_our_pages_can(client):
+    def upload(**headers):
+        return client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")},
+                           headers=headers)
+
+    for headers in ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"}, {"Origin": "null"}):
+        refused = upload(**headers)
+        assert refused.status_code == 403 and "another site" in refused.get_json()["error"], headers
+    assert upload().status_code == 202  # curl, scripts: no browser headers
+    assert upload(Origin="http://localhost", **{"Sec-Fetch-Site": "same-origin"}).status_code == 202
+    assert upload(**{"Sec-Fetch-Site": "none"}).status_code == 202  # typed by the user

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from auth_helpers import PASSWORD, login, make_user
+from auth_helpers import PASSWORD, api_headers, login, make_user, signed_in_client
 from factories import build_app, make_config
 
 
@@ -133,7 +133,75 @@ def test_sign_in_attempts_are_throttled_per_client(tmp_path):
     assert response.status_code == 303
 
 
+def test_failed_sign_ins_are_throttled_per_account_from_any_address(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="100/minute",
+                                LOGIN_ACCOUNT_RATE_LIMIT="3/15 minutes"))
+    email = make_user(app, "editor")
+    other_email = make_user(app, "admin")
+
+    def attempt(address: str, who: str, password: str = "wrong password!"):
+        return app.test_client().post("/login", data={"email": who, "password": password},
+                                      environ_base={"REMOTE_ADDR": address})
+
+    assert login(app.test_client(), email).status_code == 303  # a success does not count
+    assert [attempt(f"10.0.0.{i}", email.upper()).status_code for i in range(3)] == [401, 401, 401]
+    locked = attempt("10.0.1.1", email, PASSWORD)  # a new address, even the right password: refused a while
+    message = "Too many failed sign-in attempts for this email address"
+    assert locked.status_code == 429 and message in locked.get_data(as_text=True)
+    assert attempt("10.0.1.2", other_email, PASSWORD).status_code == 303  # other accounts are unaffected
+    # an unknown email is throttled the same way: the answer tells nobody whether an account exists
+    ghost = [attempt(f"10.0.2.{i}", "ghost@example.org").status_code for i in range(4)]
+    assert ghost == [401, 401, 401, 429]
+    assert message in attempt("10.0.2.9", "ghost@example.org").get_data(as_text=True)
+
+
 # --- flask users ------------------------------------------------------------------------------
+
+def saved_session(client) -> str:
+    return client.get_cookie("session").value
+
+
+def replayed(app, cookie: str) -> int:
+    """What a browser holding a saved copy of the session cookie gets on an editor page."""
+    thief = app.test_client()
+    thief.set_cookie("session", cookie)
+    return thief.get("/editor/landmarks").status_code
+
+
+def test_a_saved_session_cookie_stops_working_after_logout(app):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    assert replayed(app, cookie) == 200
+    assert client.post("/logout").status_code == 303
+    assert replayed(app, cookie) == 302  # to the login page: the old session ended everywhere
+    assert login(client, "editor@example.org").status_code == 303  # signing in again works
+
+
+def test_disabling_a_user_ends_their_sessions_and_tokens_and_sign_ins(app, runner, catalog):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    headers = api_headers(app, "editor@example.org")
+    assert client.get("/api/v1/landmarks/vinh-ha-long/photos", headers=headers).status_code == 200
+    result = runner.invoke(args=["users", "disable", "Editor@example.org"])
+    assert result.exit_code == 0 and "editor@example.org disabled" in result.output, result.output
+    assert replayed(app, cookie) == 302 and client.get("/editor/landmarks").status_code == 302
+    assert app.test_client().get("/api/v1/landmarks/vinh-ha-long/photos", headers=headers).status_code == 401
+    assert login(app.test_client(), "editor@example.org").status_code == 401  # same answer as a wrong password
+    assert "inactive" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "enable", "editor@example.org"]).exit_code == 0
+    assert login(app.test_client(), "editor@example.org").status_code == 303
+    assert replayed(app, cookie) == 302  # an enabled user signs in anew; old cookies stay dead
+
+
+def test_changing_a_password_ends_saved_sessions(app, runner):
+    client = signed_in_client(app, "editor")
+    cookie = saved_session(client)
+    result = runner.invoke(args=["users", "password", "editor@example.org"], input="a new long password\n" * 2)
+    assert result.exit_code == 0, result.output
+    assert replayed(app, cookie) == 302
+    assert login(app.test_client(), "editor@example.org").status_code == 401
+    assert login(app.test_client(), "editor@example.org", "a new long password").status_code == 303
+
 
 def test_cli_creates_users_and_refuses_bad_input(app, runner):
     result = runner.invoke(args=["users", "create", "Ed@Example.org", "--role", "editor", "--password", PASSWORD])

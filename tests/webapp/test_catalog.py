@@ -115,3 +115,19 @@ def test_the_shipped_model_is_the_default(tmp_path):
         upsert_landmarks(SAMPLE_CATALOG)
     shown = badges(page(app.test_client(), "/landmarks"))
     assert shown["vinh-ha-long"] == "Recognised" and shown["pho-co-hoi-an"] == "Not recognised yet"
+
+
+def test_a_huge_search_is_a_clear_400_not_database_unavailable(client, catalog):
+    resp = client.get("/landmarks", query_string={"q": " ".join(f"word{i}" for i in range(1900))})
+    assert resp.status_code == 400
+    assert "at most" in resp.get_data(as_text=True)
+    assert client.get("/landmarks", query_string={"q": "ha long bay " * 3}).status_code == 200  # repeats are one
+
+
+def test_catalog_searches_are_rate_limited_but_browsing_is_not(tmp_path):
+    from factories import build_app, make_config
+
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, SEARCH_RATE_LIMIT="3/minute"))
+    client = app.test_client()
+    assert [client.get("/landmarks?q=ha").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get("/landmarks").status_code == 200

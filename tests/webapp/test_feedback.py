@@ -11,9 +11,23 @@ from webapp.models import Recognition
 TOP5 = [["Vinh_Ha_Long", 0.91], ["Ho_Hoan_Kiem", 0.05]]
 
 
+UPLOADER_TOKEN = "the-uploaders-delete-token"
+
+
 def recognition(app, label="Vinh_Ha_Long", status="done") -> str:
+    """A recognition whose uploader holds ``UPLOADER_TOKEN``."""
+    from webapp.uploads import token_hash
+
     with app.app_context():
-        return finished_recognition(label, TOP5 if status == "done" else [], status=status)
+        return finished_recognition(label, TOP5 if status == "done" else [], status=status,
+                                    delete_token_hash=token_hash(UPLOADER_TOKEN))
+
+
+def as_uploader(client, rec_id: str):
+    """This browser's session holds the upload's delete token, as the uploader's does."""
+    with client.session_transaction() as session:
+        session["delete_tokens"] = {**session.get("delete_tokens", {}), rec_id: UPLOADER_TOKEN}
+    return client
 
 
 def stored(app, rec_id) -> tuple:
@@ -23,13 +37,17 @@ def stored(app, rec_id) -> tuple:
         return rec.feedback, slug, rec.review_status, rec.feedback_at is not None
 
 
-def answer(client, rec_id, answer, landmark=None):
+def answer(client, rec_id, answer, landmark=None, uploader=True):
     data = {"answer": answer} if landmark is None else {"answer": answer, "landmark": landmark}
+    if uploader:
+        as_uploader(client, rec_id)
     return client.post(f"/r/{rec_id}/feedback", data=data)
 
 
-def api_answer(client, rec_id, answer, landmark=None):
-    return client.post(f"/api/v1/recognitions/{rec_id}/feedback", json={"answer": answer, "landmark": landmark})
+def api_answer(client, rec_id, answer, landmark=None, uploader=True):
+    headers = {"X-Delete-Token": UPLOADER_TOKEN} if uploader else {}
+    return client.post(f"/api/v1/recognitions/{rec_id}/feedback", json={"answer": answer, "landmark": landmark},
+                       headers=headers)
 
 
 def feedback_block(html: str) -> str:
@@ -46,6 +64,7 @@ def test_a_finished_result_asks_is_this_right_with_the_catalog_sorted_by_folded_
                           {**SAMPLE_CATALOG[2], "slug": "dao-phu-quoc", "class_key": None,
                            "name_vi": "Đảo Phú Quốc", "name_en": "Phu Quoc Island"}])
     rec_id = recognition(app, label=None)  # "not a landmark we know": every landmark is a choice
+    as_uploader(client, rec_id)
     client.get("/lang/vi")
     block = feedback_block(client.get(f"/r/{rec_id}").get_data(as_text=True))
     assert block.count('name="csrf_token"') == 2  # both answers are real forms
@@ -64,8 +83,22 @@ def test_a_finished_result_asks_is_this_right_with_the_catalog_sorted_by_folded_
 
 def test_the_landmark_the_model_named_is_not_offered_as_a_correction(app, client, catalog):
     rec_id = recognition(app, label="Vinh_Ha_Long")
-    block = feedback_block(client.get(f"/r/{rec_id}").get_data(as_text=True))
+    block = feedback_block(as_uploader(client, rec_id).get(f"/r/{rec_id}").get_data(as_text=True))
     assert 'value="vinh-ha-long"' not in block and 'value="ho-hoan-kiem"' in block
+
+
+def test_only_the_uploader_may_name_the_landmark_others_may_still_answer(app, client, catalog):
+    rec_id = recognition(app, label="Vinh_Ha_Long")
+    block = feedback_block(client.get(f"/r/{rec_id}").get_data(as_text=True))  # not the uploader's browser
+    assert re.findall(r'<option value="([^"]*)"', block) == ["", "none"]
+    assert "Only the person who uploaded this photo" in block
+    page = answer(client, rec_id, "wrong", "ho-hoan-kiem", uploader=False)
+    assert page.status_code == 403 and "Only the person who uploaded this photo" in page.get_data(as_text=True)
+    api = api_answer(client, rec_id, "wrong", "ho-hoan-kiem", uploader=False)
+    assert api.status_code == 403 and api.get_json()["error"]
+    assert stored(app, rec_id) == (None, None, None, False)
+    assert answer(client, rec_id, "wrong", "none", uploader=False).status_code == 303  # keeps no photo
+    assert api_answer(client, rec_id, "correct", uploader=False).status_code == 200
 
 
 @pytest.mark.parametrize("status", ["queued", "running", "failed"])
@@ -184,7 +217,7 @@ def test_the_feedback_form_needs_its_csrf_token(tmp_path):
     with app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
     rec_id = recognition(app)
-    client = app.test_client()
+    client = as_uploader(app.test_client(), rec_id)
     html = client.get(f"/r/{rec_id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', feedback_block(html)).group(1)
     assert answer(client, rec_id, "wrong", "ho-hoan-kiem").status_code == 400  # no token

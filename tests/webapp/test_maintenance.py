@@ -48,6 +48,46 @@ def test_stuck_recognitions_are_sent_again_then_failed_with_a_reason(tmp_path):
         assert db.session.get(Recognition, done).status == "done"
 
 
+def test_a_dead_workers_recognitions_are_sent_again_within_a_minute(tmp_path):
+    """A worker's claim records its name; once its heartbeat is stale, its running rows are re-sent long
+    before RECOGNITION_TIMEOUT_S, while a live worker's running rows are left alone."""
+    from webapp.models import WorkerHeartbeat, claim_many
+
+    app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=600, WORKER_STALE_S=30))
+    client = app.test_client()
+    dead_ones, alive_one, unknown_one = [upload(client), upload(client)], upload(client), upload(client)
+    queued_messages(app)
+    now = utcnow()
+    with app.app_context():
+        db.session.add_all([WorkerHeartbeat(name="host:1", seen_at=now - timedelta(seconds=45)),  # killed
+                            WorkerHeartbeat(name="host:2", seen_at=now - timedelta(seconds=5))])
+        db.session.commit()
+        assert set(claim_many(dead_ones, worker="host:1")) == set(dead_ones)
+        claim_many([alive_one], worker="host:2")
+        claim_many([unknown_one], worker="host:3")  # no heartbeat row at all (swept long ago)
+        assert db.session.get(Recognition, dead_ones[0]).worker == "host:1"
+        db.session.execute(db.update(Recognition).values(enqueued_at=now - timedelta(seconds=41),
+                                                         started_at=now - timedelta(seconds=40)))
+        db.session.commit()
+
+        assert maintenance.sweep(now=now) == {"requeued": 3, "failed": 0, "reference_photos": 0}
+        assert sorted(queued_messages(app)) == sorted(dead_ones + [unknown_one])
+        assert maintenance.sweep(now=now) == {"requeued": 0, "failed": 0, "reference_photos": 0}  # once
+        db.session.expire_all()
+        assert db.session.get(Recognition, alive_one).requeues == 0
+
+
+def test_a_just_claimed_recognition_is_not_sent_again_before_its_worker_could_beat(tmp_path):
+    from webapp.models import claim_many
+
+    app = build_app(make_config(tmp_path, WORKER_STALE_S=30))
+    rec_id = upload(app.test_client())
+    queued_messages(app)
+    with app.app_context():
+        claim_many([rec_id], worker="new-worker:7")  # its first heartbeat is not written yet
+        assert maintenance.sweep() == {"requeued": 0, "failed": 0, "reference_photos": 0}
+
+
 def test_a_result_is_written_once(app, client):
     rec_id = upload(client)
     with app.app_context():

@@ -325,7 +325,8 @@ def test_the_plots_route_serves_only_known_names_from_the_bundle(app, tmp_path):
     for name in ("secret.txt", "report.md", "other.png", "..%2Foutside.png", "..%2F..%2Foutside.png",
                  "%2E%2E%2Fv1%2Fsecret.txt", "confusion.png%00.txt", "CONFUSION.PNG"):
         response = client.get(base + name)
-        assert response.status_code == 404 and b"private" not in response.data, name
+        refused = 400 if "%00" in name else 404  # a NUL byte never reaches a view (webapp/request_checks.py)
+        assert response.status_code == refused and b"private" not in response.data, name
     assert client.get(f"/editor/models/{version_id}/plots/../../../outside.png").status_code == 404
 
     (bundle / "rejection.png").unlink()

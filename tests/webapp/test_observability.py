@@ -269,3 +269,14 @@ def test_ops_stats(app, runner):
     per_minute = out.split("Finished per minute (oldest first, last 5 min): ")[1].splitlines()[0].split()
     assert list(map(int, per_minute)) == [0, 1, 0, 0, 3]
     assert "End-to-end latency: p50" in out and "(3 done;" in out
+
+
+def test_metrics_need_the_bearer_token_when_one_is_set(tmp_path):
+    from factories import build_app, make_config
+
+    client = build_app(make_config(tmp_path, METRICS_TOKEN="s3cret-metrics-token")).test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-metrics-token"}):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+    scraped = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})
+    assert scraped.status_code == 200 and b"# TYPE" in scraped.data

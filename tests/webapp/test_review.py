@@ -153,6 +153,24 @@ def test_accepting_adds_the_photo_as_a_reference_photo_and_enqueues_its_embeddin
     assert f"correction-{rec_id}" not in html
 
 
+def test_when_the_uploader_deletes_the_photo_the_accepted_copy_goes_too(app, editor):
+    from webapp.uploads import token_hash
+
+    rec_id = correction(app, "ho-hoan-kiem")
+    with app.app_context():
+        db.session.get(Recognition, rec_id).delete_token_hash = token_hash("uploader-token")
+        db.session.commit()
+    assert editor.post(f"/editor/corrections/{rec_id}/accept").status_code == 303
+    assert len(reference_photos(app)) == 1
+    visitor = app.test_client()
+    assert "that copy is deleted too" in visitor.get(f"/r/{rec_id}/delete").get_data(as_text=True)
+    response = visitor.delete(f"/api/v1/recognitions/{rec_id}", headers={"X-Delete-Token": "uploader-token"})
+    assert response.status_code == 204
+    assert reference_photos(app) == []
+    assert list(Path(app.config["REFERENCE_DIR"]).iterdir()) == []
+    assert list(Path(app.config["UPLOAD_DIR"]).iterdir()) == []
+
+
 def test_accept_as_another_landmark(app, editor):
     rec_id = correction(app, "ho-hoan-kiem")  # the visitor was wrong too
     response = editor.post(f"/editor/corrections/{rec_id}/accept", data={"landmark": "pho-co-hoi-an"})

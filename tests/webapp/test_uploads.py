@@ -112,3 +112,32 @@ def test_forms_need_a_csrf_token_but_the_api_does_not(tmp_path):
     client = app.test_client()
     assert client.post("/", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code == 400
     assert post_api(client, jpeg_bytes()).status_code == 202
+
+
+def flat_png(size=(3000, 2000)) -> bytes:
+    out = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", size, (40, 90, 160)).save(out, "PNG")  # tiny file, 24 MB to decode
+    return out.getvalue()
+
+
+def test_a_file_needing_more_memory_than_allowed_is_refused_with_a_clear_400(tmp_path):
+    app = build_app(make_config(tmp_path, MAX_DECODE_MB=16))
+    resp = post_api(app.test_client(), flat_png())
+    assert resp.status_code == 400 and "too large to decode" in resp.get_json()["error"]
+
+
+def test_large_decodes_wait_for_a_free_slot_and_get_503_when_none_frees(tmp_path):
+    app = build_app(make_config(tmp_path, LARGE_DECODE_MB=8, LARGE_DECODES=1, DECODE_WAIT_S=0.2))
+    client = app.test_client()
+    assert post_api(client, flat_png()).status_code == 202  # creates the gate; the slot is free again after
+    gate = app.extensions["large_decodes"]
+    assert gate.acquire(timeout=1)  # another request decoding a large photo right now
+    try:
+        busy = post_api(client, flat_png())
+        assert busy.status_code == 503 and "busy" in busy.get_json()["error"]
+        assert post_api(client, jpeg_bytes()).status_code == 202  # small photos do not wait
+    finally:
+        gate.release()
+    assert post_api(client, flat_png()).status_code == 202

@@ -8,11 +8,12 @@ from flask import Blueprint, current_app, jsonify, request
 
 from webapp.errors import error_response
 from webapp.extensions import db
-from webapp.feedback import FeedbackError, record_feedback
+from webapp.feedback import FeedbackError, delete_upload, record_feedback
 from webapp.models import Landmark, Recognition
 from webapp.openapi import openapi_document
+from webapp.request_checks import from_another_site
 from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
-from webapp.uploads import UploadError, accept_upload, discard, may_delete
+from webapp.uploads import UploadError, accept_upload, may_delete
 
 bp = Blueprint("api", __name__)
 
@@ -41,8 +42,12 @@ def create_recognition():
           content: {application/json: {schema: Upload}}
         400: "400"
         413: "413"
+        403: "403"
         415: "415"
     """
+    if from_another_site():  # no token protects this post: a browser must come from our own pages
+        return error_response(403, "uploads from another site's pages are not accepted; post from a script or "
+                                   "from this site")
     try:
         rec = accept_upload(request.files.get("image"))
     except UploadError as err:
@@ -85,7 +90,7 @@ def delete_recognition(rec_id: str):
         return error_response(404, "no recognition with this id")
     if not may_delete(rec, request.headers.get("X-Delete-Token")):
         return error_response(403, "the X-Delete-Token header does not match this recognition")
-    discard(rec)
+    delete_upload(rec)
     return "", 204
 
 
@@ -106,7 +111,8 @@ def list_landmarks():
 
 @bp.post("/api/v1/recognitions/<rec_id>/feedback")
 def recognition_feedback(rec_id: str):
-    """JSON ``{"answer": "correct"|"wrong", "landmark": slug|null}``; rules in webapp/feedback.py.
+    """JSON ``{"answer": "correct"|"wrong", "landmark": slug|null}``; rules in webapp/feedback.py. Naming
+    the right landmark needs the uploader's ``X-Delete-Token`` (the correction may keep the photo).
 
     Only a JSON content type is read (no ``force``): a cross-site form cannot send one without CORS.
     ---
@@ -129,7 +135,8 @@ def recognition_feedback(rec_id: str):
     if not isinstance(body, dict):
         return error_response(400, 'send a JSON object {"answer": "correct"|"wrong", "landmark": slug|null}')
     try:
-        record_feedback(rec, body.get("answer"), body.get("landmark"))
+        record_feedback(rec, body.get("answer"), body.get("landmark"),
+                        uploader=may_delete(rec, request.headers.get("X-Delete-Token")))
     except FeedbackError as err:
         return error_response(err.status, err.message)
     return jsonify(id=rec.id, feedback=feedback_json(rec))

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.auth import authenticate
+from webapp.auth import authenticate, end_sessions
 from webapp.extensions import db
 from webapp.models import utcnow
 
@@ -57,5 +57,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        end_sessions(current_user)  # a saved copy of the cookie stops working too
     logout_user()
     return redirect(url_for("pages.index"), code=303)

@@ -5,7 +5,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from webapp import model_versions
@@ -21,9 +22,17 @@ STATUS_LABELS = {RECOGNISED: _l("Recognised"), LEARNT: _l("Learnt from photos"),
 FILTERS = {"all": _l("All"), "recognised": _l("Recognised"), "not-yet": _l("Not yet")}  # ?status=
 
 
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 8  # distinct words; each is one LIKE (SQLite refuses a query of ~1,000 of them)
+
+
 def search_landmarks(query: str) -> list[Landmark]:
+    words = list(dict.fromkeys(fold(query).split()))
+    if len(query) > MAX_QUERY_CHARS or len(words) > MAX_QUERY_WORDS:
+        abort(400, _("Search with at most %(words)s words and %(chars)s characters.",
+                     words=MAX_QUERY_WORDS, chars=MAX_QUERY_CHARS))
     stmt = db.select(Landmark).order_by(Landmark.name_en)
-    for word in fold(query).split():
+    for word in words:
         stmt = stmt.where(Landmark.search_text.contains(word, autoescape=True))
     return list(db.session.scalars(stmt))
 

@@ -1,9 +1,12 @@
 """Operations endpoints: ``/readyz`` (may this instance take traffic?) and ``/metrics`` (Prometheus).
 
 ``/healthz`` (the process is up) stays in the API blueprint. Neither endpoint here is rate limited;
-both are meant for probes and scrapers on the operators' network (docs/operations.md).
+both are meant for probes and scrapers on the operators' network (docs/operations.md): nginx does not pass
+them on (deploy/nginx.conf.template), and ``METRICS_TOKEN`` may also require a bearer token for /metrics.
 """
 from __future__ import annotations
+
+import hmac
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -27,6 +30,13 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
+    """Prometheus text; with ``METRICS_TOKEN`` set, only for ``Authorization: Bearer <that token>``."""
+    expected = current_app.config["METRICS_TOKEN"]
+    if expected:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            return Response("a valid 'Authorization: Bearer <METRICS_TOKEN>' header is required\n", 401,
+                            {"WWW-Authenticate": 'Bearer realm="metrics"'}, mimetype="text/plain")
     try:
         payload = render_metrics()
     except SQLAlchemyError as exc:  # no numbers rather than wrong ones; Prometheus marks the target down

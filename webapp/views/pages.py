@@ -19,12 +19,12 @@ from flask_babel import gettext as _
 
 from webapp.errors import error_response, wants_json
 from webapp.extensions import db
-from webapp.feedback import FeedbackError, landmark_choices, record_feedback
+from webapp.feedback import FeedbackError, delete_upload, landmark_choices, record_feedback
 from webapp.i18n import current_language
 from webapp.models import Landmark, Recognition, ReferencePhoto
 from webapp.references import cover_photos, reference_display_path
 from webapp.serializers import alternatives, answer, cover_url, status_url
-from webapp.uploads import UploadError, accept_upload, discard, display_path, may_delete
+from webapp.uploads import UploadError, accept_upload, display_path, may_delete
 from webapp.views.auth import safe_next
 
 bp = Blueprint("pages", __name__)
@@ -54,11 +54,12 @@ def upload():
 @bp.get("/r/<rec_id>")
 def result(rec_id: str):
     rec = db.get_or_404(Recognition, rec_id)
-    token = session.get("delete_tokens", {}).get(rec.id)  # only the uploader's browser has it
-    delete_url = url_for("pages.confirm_delete", rec_id=rec.id, token=token) if token else None
+    token = uploader_token(rec)  # only the uploader's browser has it
+    # in the fragment: a saved link works in any browser, and the token never reaches a server's log
+    delete_url = url_for("pages.confirm_delete", rec_id=rec.id, _anchor=f"token={token}") if token else None
     return render_template(
         "result.html", rec=rec, answer=answer(rec), alternatives=alternatives(rec), status_url=status_url(rec),
-        delete_url=delete_url,
+        delete_url=delete_url, is_uploader=token is not None,
         feedback_landmarks=landmark_choices(current_language()) if rec.status == "done" else [],
     )
 
@@ -68,7 +69,8 @@ def feedback(rec_id: str):
     """The visitor's answer to "Is this right?" (rules in webapp/feedback.py)."""
     rec = db.get_or_404(Recognition, rec_id)
     try:
-        record_feedback(rec, request.form.get("answer"), request.form.get("landmark", ""))
+        record_feedback(rec, request.form.get("answer"), request.form.get("landmark", ""),
+                        uploader=uploader_token(rec) is not None)
     except FeedbackError as err:
         return error_response(err.status, err.message)
     flash(_("Thank you! Your answer helps us improve the recogniser."))
@@ -77,12 +79,16 @@ def feedback(rec_id: str):
 
 @bp.get("/r/<rec_id>/delete")
 def confirm_delete(rec_id: str):
-    """The capability link: whoever holds the token may delete the upload (after confirming, with CSRF)."""
+    """The capability link ``/r/<id>/delete#token=…``: whoever holds the token may delete the upload, after
+    confirming (POST, with CSRF). The uploader's browser fills it in from its session, any other browser from
+    the fragment (static/js/delete.js). An old link with ``?token=`` moves it to the fragment."""
     rec = db.get_or_404(Recognition, rec_id)
-    token = request.args.get("token", "")
-    if not may_delete(rec, token):
-        abort(403, _("This link cannot delete this photo."))
-    return render_template("delete.html", rec=rec, token=token)
+    if "token" in request.args:
+        if not may_delete(rec, request.args["token"]):
+            abort(403, _("This link cannot delete this photo."))
+        return redirect(url_for("pages.confirm_delete", rec_id=rec.id, _anchor=f"token={request.args['token']}"),
+                        code=303)
+    return render_template("delete.html", rec=rec, token=uploader_token(rec) or "")
 
 
 @bp.post("/r/<rec_id>/delete")
@@ -90,12 +96,18 @@ def delete(rec_id: str):
     rec = db.get_or_404(Recognition, rec_id)
     if not may_delete(rec, request.form.get("token")):
         abort(403, _("This link cannot delete this photo."))
-    discard(rec)
+    delete_upload(rec)
     tokens = session.get("delete_tokens", {})
     if rec_id in tokens:
         session["delete_tokens"] = {k: v for k, v in tokens.items() if k != rec_id}
     flash(_("Your photo and its result have been deleted."))
     return redirect(url_for("pages.index"), code=303)
+
+
+def uploader_token(rec: Recognition) -> str | None:
+    """The delete token this browser's session holds for ``rec`` (only its uploader's has one)."""
+    token = session.get("delete_tokens", {}).get(rec.id)
+    return token if may_delete(rec, token) else None
 
 
 def remember_delete_token(rec_id: str, token: str) -> None:
