@@ -11,7 +11,6 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.routing import IntegerConverter
 
 from config import INSTANCE_DIR, Config
 from webapp import cli, errors, geo, request_checks, security
@@ -21,22 +20,11 @@ from webapp.extensions import babel, csrf, db, migrate
 from webapp.i18n import current_language, select_locale
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-MAX_ROW_ID = 2**31 - 1  # PostgreSQL's INTEGER
-
-
-class RowIdConverter(IntegerConverter):
-    """``<int:...>``: every one in our URLs is a row id, so one past PostgreSQL's INTEGER is a 404, not a
-    database overflow (a 500)."""
-
-    def __init__(self, url_map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ROW_ID,
-                 signed: bool = False) -> None:
-        super().__init__(url_map, fixed_digits, min, max, signed)
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app from ``Config`` (environment variables), then ``config`` overrides (tests)."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     app.config.from_object(Config())
     app.config.update(config or {})
     request_checks.init_app(app)  # NUL bytes, id ranges, JSON depth (before the routes: their converters)

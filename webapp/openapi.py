@@ -32,7 +32,8 @@ from flask import Flask
 from marshmallow import EXCLUDE, Schema, fields, validate
 from werkzeug.routing import Rule
 
-from webapp import MAX_ROW_ID, editing, models, security
+from webapp import editing, models, security
+from webapp.request_checks import MAX_ID as MAX_ROW_ID
 
 TITLE = "Vietnamese landmark recognition API"
 DOCUMENTED = re.compile(r"^/api/|^/healthz$")

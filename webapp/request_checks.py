@@ -24,7 +24,7 @@ class NulFreeMultiDict(ImmutableMultiDict):
     def __init__(self, mapping=None):
         super().__init__(mapping)
         for key, value in self.items(multi=True):
-            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            if (isinstance(key, str) and "\x00" in key) or (isinstance(value, str) and "\x00" in value):
                 raise nul_refused()
 
 

@@ -23,10 +23,12 @@ from schemathesis.specs.openapi.checks import (
 
 from auth_helpers import api_headers, make_user
 from factories import SAMPLE_CATALOG, finished_recognition, jpeg_bytes, queued_tasks, sample_photos
+from webapp.uploads import token_hash
 
 EXAMPLES = 20  # per operation (about 10 s in all)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 TOP5 = [["Vinh_Ha_Long", 0.91], ["Trang_An", 0.05], ["Ho_Hoan_Kiem", 0.02]]
+UPLOADER = "the-uploaders-delete-token"  # of the seeded maybe answer
 
 
 def documented_routes(app) -> set[tuple[str, str]]:
@@ -99,7 +101,7 @@ def seeded(app, catalog):
         sure = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[],
                                     taken_at=datetime(2026, 11, 27, 9, 12, 44), position="near", distance_km=0.4)
         maybe = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
-                                     places=[["ho-hoan-kiem", 0.64]])
+                                     places=[["ho-hoan-kiem", 0.64]], delete_token_hash=token_hash(UPLOADER))
         failed = finished_recognition(None, [], status="failed", error="the image data is damaged")
         training = ModelVersion(arch="lenet5", status="training", settings={"epochs": 2},
                                 progress={"phase": "fit", "epoch": 1, "epochs": 2, "history": [{"loss": 1.2}]},
@@ -141,8 +143,11 @@ def test_seeded_answers_are_as_documented(app, seeded):
     for rec_id in (seeded["sure"], seeded["maybe"], seeded["failed"]):
         body = call(schema, "GET", "/api/v1/recognitions/{rec_id}", path_parameters={"rec_id": rec_id}).json()
         assert body["id"] == rec_id
-    answer = call(schema, "POST", "/api/v1/recognitions/{rec_id}/feedback", path_parameters={"rec_id": seeded["maybe"]},
-                  body={"answer": "wrong", "landmark": "ho-hoan-kiem"}, media_type="application/json").json()
+    correction = dict(path_parameters={"rec_id": seeded["maybe"]}, body={"answer": "wrong", "landmark": "ho-hoan-kiem"},
+                      media_type="application/json")
+    assert call(schema, "POST", "/api/v1/recognitions/{rec_id}/feedback", **correction).status_code == 403
+    answer = call(schema, "POST", "/api/v1/recognitions/{rec_id}/feedback", headers={"X-Delete-Token": UPLOADER},
+                  **correction).json()
     assert answer["feedback"]["review_status"] == "pending"
     with_feedback = call(schema, "GET", "/api/v1/recognitions/{rec_id}", path_parameters={"rec_id": seeded["maybe"]})
     assert with_feedback.json()["feedback"]["landmark"] == "ho-hoan-kiem"

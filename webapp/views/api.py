@@ -122,9 +122,11 @@ def recognition_feedback(rec_id: str):
       requestBody:
         required: true
         content: {application/json: {schema: FeedbackInput}}
+      security: [{}, {deleteToken: []}]
       responses:
         200: {description: The stored answer, content: {application/json: {schema: FeedbackAnswer}}}
         400: "400"
+        403: {description: "Naming the landmark without the uploader's X-Delete-Token", content: {application/json: {schema: Error}}}
         404: "404"
         409: "409"
     """
