@@ -81,6 +81,9 @@ class Config:
         self.TRAINING_TIMEOUT_S = env_int("TRAINING_TIMEOUT_S", 6 * 3600)  # a run still "training" longer: dead
         self.MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 20)
         self.MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+        # --- trip albums (webapp/albums.py) ---
+        self.ALBUM_MAX_PHOTOS = env_int("ALBUM_MAX_PHOTOS", 100)
+        self.ALBUM_MAX_REQUEST_MB = env_int("ALBUM_MAX_REQUEST_MB", 256)  # one multi-photo post (API, form without JS)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
         # --- inference workers (worker/model.py, worker/batching.py) ---
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
@@ -106,6 +109,9 @@ class Config:
                 "worker.tasks.sweep": {"queue": "maintenance"},
                 "worker.tasks.purge": {"queue": "maintenance"},
                 "worker.tasks.train_model": {"queue": "training"},
+                # an album's photos: their own queue, which every inference worker also consumes; kombu
+                # takes from a worker's queues in turn, so a single photo never waits behind a whole album
+                "worker.tasks.recognize_album": {"queue": "inference-album"},
                 "worker.tasks.*": {"queue": "inference"},
             },
             "beat_schedule": {
@@ -126,13 +132,15 @@ class Config:
         self.METRICS_WINDOW_S = env_int("METRICS_WINDOW_S", 300)  # /metrics latency histograms cover this window
         self.READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", False)  # /readyz: 503 without a live worker
         # --- security (webapp/security.py) ---
+        self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)  # reverse proxies in front (ProxyFix hops); 0: none
         self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = env("RATELIMIT_STORAGE_URI", "memory://")  # redis://… shared by all web processes
         self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
-        self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
+        # photos (not requests) per client address: single uploads and albums, page and API, share one budget
+        self.UPLOAD_PHOTO_LIMIT = env("UPLOAD_PHOTO_LIMIT", "100 per 10 minutes")
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", "10/minute;50/hour")  # sign-in attempts per client
         self.BABEL_DEFAULT_LOCALE = "en"

@@ -2,7 +2,7 @@
 
 Celery sets up its handlers (``--loglevel``, ``--logfile``, stdout redirection) as usual; with
 ``LOG_FORMAT=json`` their formatters are replaced so Celery's own lines are JSON too. While a
-``recognize`` task runs, its first argument (the recognition id) tags every line of its thread.
+``recognize`` (or ``recognize_album``) task runs, its first argument (the recognition id) tags every line of its thread.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, task_pos
 from celery.utils.log import get_multiprocessing_logger
 
 from webapp.logs import bind_recognition, use_format
-from webapp.uploads import RECOGNIZE_TASK
+from webapp.uploads import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK
 
 
 @after_setup_logger.connect
@@ -26,7 +26,7 @@ def _format_celery_logs(logger=None, **_kwargs) -> None:
 
 @task_prerun.connect
 def _tag(task=None, args=None, **_kwargs) -> None:
-    if task is not None and task.name == RECOGNIZE_TASK and args:
+    if task is not None and task.name in (RECOGNIZE_TASK, RECOGNIZE_ALBUM_TASK) and args:
         bind_recognition(str(args[0]))
 
 

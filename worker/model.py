@@ -296,7 +296,7 @@ def _preload(threads: int) -> None:
     from worker.main import celery_app, flask_app
 
     _pool_threads = threads
-    if "inference" not in celery_app.amqp.queues.consume_from:  # a training or maintenance worker
+    if not {"inference", "inference-album"} & set(celery_app.amqp.queues.consume_from):  # training, maintenance
         return
     with flask_app.app_context():
         try:
