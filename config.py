@@ -15,6 +15,7 @@ from typing import Any
 # Celery task names, the one spelling: the web enqueues by name (it never imports the worker), the worker
 # registers its tasks under them (worker/tasks.py), and the routes below send each to its queue.
 RECOGNIZE_TASK = "worker.tasks.recognize"  # args: [Recognition id]
+RECOGNIZE_ALBUM_TASK = "worker.tasks.recognize_album"  # the same, for an album's photo (its own queue)
 EMBED_TASK = "worker.tasks.embed_references"  # args: [list of ReferencePhoto ids] or none (all missing)
 TRAIN_TASK = "worker.tasks.train_model"  # args: [ModelVersion id]
 SWEEP_TASK = "worker.tasks.sweep"
@@ -94,6 +95,9 @@ class Config:
         self.LARGE_DECODE_MB = env_int("LARGE_DECODE_MB", 48)  # decodes above this wait for one of LARGE_DECODES
         self.LARGE_DECODES = env_int("LARGE_DECODES", 2)  # at once per web process (webapp.uploads.large_decode_slot)
         self.DECODE_WAIT_S = float(env("DECODE_WAIT_S", "20"))  # then the upload is answered 503
+        # --- trip albums (webapp/albums.py) ---
+        self.ALBUM_MAX_PHOTOS = env_int("ALBUM_MAX_PHOTOS", 100)
+        self.ALBUM_MAX_REQUEST_MB = env_int("ALBUM_MAX_REQUEST_MB", 256)  # one multi-photo post (API, form without JS)
         self.BROKER_POLLING_INTERVAL = float(env("BROKER_POLLING_INTERVAL", "0.05"))
         # --- inference workers (worker/engine.py, ml/serving.py, worker/batching.py) ---
         self.INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0)  # model threads per worker process; 0: auto
@@ -119,6 +123,9 @@ class Config:
                 SWEEP_TASK: {"queue": "maintenance"},
                 PURGE_TASK: {"queue": "maintenance"},
                 TRAIN_TASK: {"queue": "training"},
+                # an album's photos: their own queue, which every inference worker also consumes; kombu
+                # takes from a worker's queues in turn, so a single photo never waits behind a whole album
+                RECOGNIZE_ALBUM_TASK: {"queue": "inference-album"},
                 "worker.tasks.*": {"queue": "inference"},  # RECOGNIZE_TASK, EMBED_TASK
             },
             "beat_schedule": {
@@ -140,6 +147,7 @@ class Config:
         self.METRICS_TOKEN = env("METRICS_TOKEN", "")  # set: /metrics needs "Authorization: Bearer <it>"
         self.READY_REQUIRES_WORKER = env_bool("READY_REQUIRES_WORKER", False)  # /readyz: 503 without a live worker
         # --- security (webapp/security.py) ---
+        self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)  # reverse proxies in front (ProxyFix hops); 0: none
         self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)  # `make run` sets 0 (plain http)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
@@ -150,7 +158,8 @@ class Config:
         if self.RATELIMIT_STORAGE_URI.startswith(("redis", "rediss")):  # an unreachable Redis fails fast
             self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
         self.RATELIMIT_HEADERS_ENABLED = True  # Retry-After and X-RateLimit-* on limited routes
-        self.UPLOAD_RATE_LIMIT = env("UPLOAD_RATE_LIMIT", "10/minute;200/hour")  # per client, page and API together
+        # photos (not requests) per client address: single uploads and albums, page and API, share one budget
+        self.UPLOAD_PHOTO_LIMIT = env("UPLOAD_PHOTO_LIMIT", "100 per 10 minutes")
         self.API_RATE_LIMIT = env("API_RATE_LIMIT", "300/minute")  # per client, reads (the result page polls)
         self.LOGIN_RATE_LIMIT = env("LOGIN_RATE_LIMIT", "10/minute;50/hour")  # sign-in attempts per client
         self.SEARCH_RATE_LIMIT = env("SEARCH_RATE_LIMIT", "60/minute")  # catalog searches per client

@@ -86,3 +86,21 @@ def test_nearby_lists_the_closest_within_the_radius_without_the_origin():
     assert [km for _, km in found] == [0.1, 0.8, 2.1]
     assert nearby(mot_cot, places, count=1) == [("Lăng Bác", 0.1)]
     assert nearby(mot_cot, places, radius_km=0.5) == [("Lăng Bác", 0.1)]
+
+
+def test_numbered_pins_that_would_hide_each_other_are_spread_apart():
+    import math
+
+    from webapp.geo import map_pins, spread_pins
+
+    hanoi = [{"lat": 21.0359, "lon": 105.8336, "number": 1}, {"lat": 21.0288, "lon": 105.8525, "number": 2},
+             {"lat": 21.0277, "lon": 105.8355, "number": 3}, {"lat": 20.91, "lon": 107.18, "number": 4}]
+    points = map_pins(hanoi)
+    spread = spread_pins(points, gap=15)
+    assert [p["number"] for p in spread] == [1, 2, 3, 4]
+    assert spread[0] == points[0] and spread[3] == points[3]  # alone where they belong: unmoved
+    for i, a in enumerate(spread):
+        for b in spread[i + 1:]:
+            assert math.hypot(a["x"] - b["x"], a["y"] - b["y"]) >= 15 - 0.01
+    assert all(math.hypot(p["x"] - q["x"], p["y"] - q["y"]) <= 30 for p, q in zip(spread, points))  # still near
+    assert [(p["lat"], p["lon"]) for p in spread] == [(p["lat"], p["lon"]) for p in points]

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config
 from webapp import cli, errors, geo, request_checks, security
@@ -38,8 +39,14 @@ def create_app(config: dict | None = None) -> Flask:
         engine_options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}, **engine_options}
 
+    if app.config["TRUSTED_PROXIES"] > 0:  # the client's address, scheme and host as the proxies in front saw them
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    from webapp.albums import widen_request_limit
+    app.before_request(widen_request_limit)  # before the CSRF check, the first to read a form's body
     csrf.init_app(app)
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

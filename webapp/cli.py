@@ -101,11 +101,12 @@ def sweep_command() -> None:
 
 @ops_cli.command("purge")
 def purge_command() -> None:
-    """Delete uploads (photos and results) older than RETENTION_DAYS."""
+    """Delete uploads (photos and results) older than RETENTION_DAYS, then the albums left empty."""
     from webapp import maintenance
 
     result = maintenance.purge()
-    click.echo(f"{result['deleted']} recognitions and {result['files']} stray files deleted")
+    click.echo(f"{result['deleted']} recognitions, {result['albums']} empty albums and {result['files']} stray files "
+               "deleted")
 
 
 @ops_cli.command("stats")

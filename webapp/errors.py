@@ -18,9 +18,10 @@ def wants_json() -> bool:
     )
 
 
-def error_response(status: int, message: str):
+def error_response(status: int, message: str, **details):
+    """``{"error", "status"}`` (and ``details``, e.g. an album's per-file ``errors``) for the API, else a page."""
     if wants_json():
-        return jsonify(error=message, status=status), status
+        return jsonify(error=message, status=status, **details), status
     return render_template("error.html", status=status, message=message), status
 
 

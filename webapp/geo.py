@@ -17,6 +17,7 @@ which adds these Jinja globals, used by ``templates/_map.html``:
 ``project(lat, lon)``      → ``(x, y)`` in the SVG's viewBox
 ``map_viewbox``            the viewBox string, e.g. ``"0 0 400 529.1"``
 ``map_pins(pins)``         normalises pins ({lat, lon, label, url?}) and adds x, y
+``spread_pins(points)``    moves pins that would hide one another apart (numbered trip maps)
 
 And for where a photo was taken: ``in_vietnam(lat, lon)`` (the worker's "abroad", ``ml.location``) and
 ``nearby(origin, places)`` (catalog landmarks near an answered one).
@@ -105,7 +106,8 @@ def archipelago_markers() -> list[dict[str, Any]]:
 
 def map_pins(pins: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Normalise pins for the map macro: floats for lat/lon (Decimal-safe), str label,
-    optional url, and projected x/y. Pins without coordinates are skipped."""
+    optional url, number (int) and links ([{label, url}]), and projected x/y. Pins without
+    coordinates are skipped."""
     out = []
     for pin in pins or ():
         lat, lon = pin.get("lat"), pin.get("lon")
@@ -116,6 +118,10 @@ def map_pins(pins: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         item = {"lat": lat, "lon": lon, "label": str(pin.get("label") or ""), "x": x, "y": y}
         if pin.get("url"):
             item["url"] = str(pin["url"])
+        if pin.get("number") is not None:
+            item["number"] = int(pin["number"])
+        if pin.get("links"):
+            item["links"] = [{"label": str(link["label"]), "url": str(link["url"])} for link in pin["links"]]
         out.append(item)
     return out
 
@@ -176,6 +182,27 @@ def nearby(origin: tuple[float, float], places: Iterable[tuple[Any, float, float
     return [(places[i][0], round(d, 1)) for d, i in found[:count]]
 
 
+def spread_pins(points: list[dict[str, Any]], gap: float = 15.0) -> list[dict[str, Any]]:
+    """Move pins that would hide an earlier one (closer than ``gap`` viewBox units) to the nearest free place
+    on rings around where they belong, so that each numbered pin stays readable; lat/lon are unchanged."""
+    placed: list[tuple[float, float]] = []
+    out = []
+    for point in points:
+        x, y = point["x"], point["y"]
+        ring, step = 0, 0
+        while any(math.hypot(x - px, y - py) < gap for px, py in placed):
+            slots = 6 * ring if ring else 1
+            if step >= slots:
+                ring, step = ring + 1, 0
+                continue
+            angle = 2 * math.pi * step / slots - math.pi / 2
+            x, y = point["x"] + ring * gap * math.cos(angle), point["y"] + ring * gap * math.sin(angle)
+            step += 1
+        placed.append((x, y))
+        out.append({**point, "x": round(x, 2), "y": round(y, 2)})
+    return out
+
+
 def init_app(app) -> None:
     """Expose the map helpers to Jinja templates (call from the app factory)."""
     app.jinja_env.globals.update(
@@ -185,4 +212,5 @@ def init_app(app) -> None:
         project=project,
         map_viewbox=map_viewbox,
         map_pins=map_pins,
+        spread_pins=spread_pins,
     )

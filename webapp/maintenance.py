@@ -16,9 +16,9 @@ from flask import current_app
 from sqlalchemy import func
 
 from webapp.extensions import db
-from config import EMBED_TASK, RECOGNIZE_TASK
-from webapp.models import Recognition, ReferencePhoto, WorkerHeartbeat, finish_once, utcnow
-from webapp.uploads import remove_files, upload_dir
+from config import EMBED_TASK
+from webapp.models import Album, Recognition, ReferencePhoto, WorkerHeartbeat, finish_once, utcnow
+from webapp.uploads import recognize_task, remove_files, upload_dir
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
@@ -45,11 +45,11 @@ def sweep(now: datetime | None = None) -> dict:
             continue
         rec.requeues += 1
         rec.enqueued_at = now
-        requeued.append(rec.id)
+        requeued.append((rec.id, recognize_task(rec)))  # an album's photo goes back to the album queue
     db.session.commit()  # recorded before sending: a crash here loses nothing, the next sweep resends
     celery = current_app.extensions["celery"]
-    for rec_id in requeued:
-        celery.send_task(RECOGNIZE_TASK, args=[rec_id])
+    for rec_id, task in requeued:
+        celery.send_task(task, args=[rec_id])
     if requeued or failed:
         log.warning("sweep: re-enqueued %d stuck recognitions, failed %d after %d tries",
                     len(requeued), len(failed), max_requeues)
@@ -74,13 +74,14 @@ def orphaned(now: datetime):
 
 
 def purge(now: datetime | None = None) -> dict:
-    """Delete recognitions (rows and files) older than RETENTION_DAYS, and any older stray file.
+    """Delete recognitions (rows and files) older than RETENTION_DAYS, albums' photos like single ones, then
+    the albums that are left empty, and any older stray file.
 
     A visitor's correction still waiting for an editor is kept until it is reviewed: accepting it
-    needs the photo."""
+    needs the photo (and its album stays until then)."""
     days = current_app.config["RETENTION_DAYS"]
     if days <= 0:
-        return {"deleted": 0, "files": 0}
+        return {"deleted": 0, "files": 0, "albums": 0}
     now = now or utcnow()
     cutoff = now - timedelta(days=days)
     not_awaiting_review = db.or_(Recognition.review_status.is_(None), Recognition.review_status != "pending")
@@ -97,11 +98,15 @@ def purge(now: datetime | None = None) -> dict:
             db.session.delete(rec)
         db.session.commit()
         deleted += len(old)
+    has_photos = db.select(Recognition.id).where(Recognition.album_id == Album.id).exists()
+    albums = db.session.execute(db.delete(Album).where(Album.created_at < cutoff, ~has_photos)).rowcount
+    db.session.commit()
     stray = 0  # files whose row never got written (an upload refused while the database was down)
     for path in upload_dir().iterdir():
         if path.is_file() and path.stem not in awaiting and path.stat().st_mtime < cutoff.timestamp():
             path.unlink(missing_ok=True)
             stray += 1
-    if deleted or stray:
-        log.info("purge: deleted %d recognitions and %d stray files older than %d days", deleted, stray, days)
-    return {"deleted": deleted, "files": stray}
+    if deleted or stray or albums:
+        log.info("purge: deleted %d recognitions, %d empty albums and %d stray files older than %d days",
+                 deleted, albums, stray, days)
+    return {"deleted": deleted, "files": stray, "albums": albums}

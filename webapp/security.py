@@ -6,11 +6,12 @@ Map tiles are the only outside resource.
 """
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, g, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits import parse_many
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -30,15 +31,17 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition")
-API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks")
+UPLOAD_ENDPOINTS = ("pages.upload", "api.create_recognition",  # one budget of photos, single ones and albums'
+                    "pages.create_album", "pages.add_album_photos", "api.create_album", "api.add_album_images")
+PHOTO_SCOPE = "photos"
+API_READ_ENDPOINTS = ("api.get_recognition", "api.list_landmarks", "api.get_album")
 FEEDBACK_ENDPOINTS = ("pages.feedback", "api.recognition_feedback")  # "Is this right?": one budget, page and API
 LOGIN_ENDPOINTS = ("auth.login",)  # only its POSTs (sign-in attempts) count
 RATE_LIMITED_ENDPOINTS = UPLOAD_ENDPOINTS + API_READ_ENDPOINTS + FEEDBACK_ENDPOINTS + LOGIN_ENDPOINTS  # may answer 429
 
 
 def too_many_uploads() -> str:
-    return _("Too many uploads from your address; please wait a minute and try again.")
+    return _("Too many uploads from your address; please wait a few minutes and try again.")
 
 
 def too_many_logins() -> str:
@@ -68,15 +71,16 @@ def init_app(app: Flask) -> None:
 def init_rate_limits(app: Flask) -> Limiter:
     """One limiter per app (settings differ between test apps), wrapped around the views it limits.
 
-    Uploads through the page and the API share one budget per client (``UPLOAD_RATE_LIMIT``);
-    API reads, including the result page's polling, have ``API_RATE_LIMIT``; sign-in attempts
-    (POST /login) have ``LOGIN_RATE_LIMIT``, against password guessing; visitors' feedback posts
-    (page and API together) share one ``API_RATE_LIMIT`` budget. Counters live in
+    Uploads through the page and the API, single photos and albums, share one budget of photos per
+    client (``UPLOAD_PHOTO_LIMIT``; ``photo_cost``: a request costs the photos it sends); API reads,
+    including the result page's polling, have ``API_RATE_LIMIT``; sign-in attempts (POST /login) have
+    ``LOGIN_RATE_LIMIT``, against password guessing; visitors' feedback posts (page and API together)
+    share one ``API_RATE_LIMIT`` budget. Counters live in
     ``RATELIMIT_STORAGE_URI``: memory by default (per web process), Redis in production.
     """
     limiter = Limiter(get_remote_address, app=app)
     app.extensions["limiter"] = limiter
-    uploads = limiter.shared_limit(lambda: app.config["UPLOAD_RATE_LIMIT"], scope="upload",
+    uploads = limiter.shared_limit(lambda: app.config["UPLOAD_PHOTO_LIMIT"], scope=PHOTO_SCOPE, cost=photo_cost,
                                    error_message=too_many_uploads)
     reads = limiter.limit(lambda: app.config["API_RATE_LIMIT"], error_message=too_many_requests)
     for endpoint in UPLOAD_ENDPOINTS:
@@ -121,3 +125,30 @@ def limit_catalog_searches(app: Flask, limiter: Limiter) -> None:
     searches = limiter.limit(lambda: app.config["SEARCH_RATE_LIMIT"], exempt_when=lambda: not request.args.get("q"),
                              error_message=too_many_requests)
     app.view_functions["catalog.index"] = searches(app.view_functions["catalog.index"])
+
+
+def photo_cost() -> int:
+    """An upload request's cost: its photos (a single upload: one; an album post: the files it sends, up to
+    ``ALBUM_MAX_PHOTOS``). An album post that only partly fits the client's budget costs what fits:
+    ``g.photo_budget`` tells the view how many files to try, the rest are refused one by one (webapp/albums.py).
+    When none fits it costs them all, so Flask-Limiter refuses the request with 429."""
+    if "photo_cost" not in g:
+        from webapp.albums import MULTI_PHOTO_ENDPOINTS, photos_sent
+
+        sent = 1
+        if request.endpoint in MULTI_PHOTO_ENDPOINTS:
+            sent = max(1, min(len(photos_sent()), current_app.config["ALBUM_MAX_PHOTOS"]))
+        g.photo_budget = min(sent, photos_left())
+        g.photo_cost = g.photo_budget or sent
+    return g.photo_cost
+
+
+def photos_left() -> int:
+    """Photos this client may still upload now: the least left over the ``UPLOAD_PHOTO_LIMIT`` windows (the
+    counters Flask-Limiter keeps for this shared limit: prefix, client address, scope)."""
+    limiter = current_app.extensions["limiter"]
+    args = [get_remote_address(), PHOTO_SCOPE]
+    if current_app.config.get("RATELIMIT_KEY_PREFIX"):
+        args.insert(0, current_app.config["RATELIMIT_KEY_PREFIX"])
+    return min(limiter.limiter.get_window_stats(item, *args).remaining
+               for item in parse_many(current_app.config["UPLOAD_PHOTO_LIMIT"]))

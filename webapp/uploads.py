@@ -17,7 +17,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
-from config import RECOGNIZE_TASK
+from config import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK
 from ml import images
 from webapp import logs
 from webapp.extensions import db
@@ -33,15 +33,18 @@ class UploadError(Exception):
         self.message = message
 
 
-def accept_upload(file: FileStorage | None) -> Recognition:
-    """Validate the file by decoding it, store it, create the row and enqueue recognition."""
+def accept_upload(file: FileStorage | None, album_id: str | None = None) -> Recognition:
+    """Validate the file by decoding it, store it, create the row and enqueue recognition.
+
+    A photo of an album (``album_id``, webapp/albums.py) has no delete token of its own: the album's deletes it."""
     data, decoded = read_image(file)
-    token = secrets.token_urlsafe(24)  # the uploader's capability to delete it; only its hash is stored
+    token = None if album_id else secrets.token_urlsafe(24)  # the uploader's capability to delete it (hash stored)
     rec = Recognition(
+        album_id=album_id,
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
         sha256=hashlib.sha256(data).hexdigest(),
         image_format=decoded.format,
-        delete_token_hash=token_hash(token),
+        delete_token_hash=token_hash(token) if token else None,
         enqueued_at=utcnow(),
     )
     folder = upload_dir()
@@ -58,7 +61,7 @@ def accept_upload(file: FileStorage | None) -> Recognition:
         raise
     logs.bind_recognition(rec.id, "upload stored")  # this request's log lines carry the recognition id
     try:
-        current_app.extensions["celery"].send_task(RECOGNIZE_TASK, args=[rec.id])
+        current_app.extensions["celery"].send_task(recognize_task(rec), args=[rec.id])
     except Exception:  # the broker is down even after kombu's retries: undo, so a 503 means "not accepted"
         try:
             discard(rec)
@@ -119,12 +122,23 @@ def large_decode_slot(cost: int):
         gate.release()
 
 
+def recognize_task(rec: Recognition) -> str:
+    """The task that recognises ``rec``: an album's photos wait on their own queue (docs/fairness.md)."""
+    return RECOGNIZE_ALBUM_TASK if rec.album_id else RECOGNIZE_TASK
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_matches(token: str | None, stored_hash: str | None) -> bool:
+    return bool(token and stored_hash) and hmac.compare_digest(token_hash(token), stored_hash)
+
+
 def may_delete(rec: Recognition, token: str | None) -> bool:
-    return bool(token and rec.delete_token_hash) and hmac.compare_digest(token_hash(token), rec.delete_token_hash)
+    """The upload's own token, or for an album's photo the album's token."""
+    return token_matches(token, rec.delete_token_hash) or bool(
+        rec.album_id and rec.album and token_matches(token, rec.album.delete_token_hash))
 
 
 def discard(rec: Recognition) -> None:

@@ -1,4 +1,4 @@
-"""Celery worker: ``celery -A worker worker -Q inference --concurrency 1``.
+"""Celery worker: ``celery -A worker worker -Q inference,inference-album --concurrency 1``.
 
 ``-A worker`` asks this package for ``app``; it is built on first access (in
 ``worker.main``) so that importing ``worker.tasks`` alone creates no Flask app.

@@ -250,7 +250,7 @@ def preload(app: Flask, queues: list[str], threads: int) -> None:
     ``INFERENCE_THREADS`` is auto. Only inference workers serve a model."""
     global _pool_threads
     _pool_threads = threads
-    if "inference" not in queues:  # a training or maintenance worker
+    if not {"inference", "inference-album"} & set(queues):  # a training or maintenance worker
         return
     with app.app_context():
         try:

@@ -1,11 +1,12 @@
 """``make run``: the web server and the Celery workers on this machine, supervised.
 
-Starts gunicorn on 127.0.0.1:$PORT (default 5000), an inference worker on the ``inference`` and
-``maintenance`` queues with Celery beat embedded (the sweeper and the purge) — one process, task
-threads feeding the micro-batcher, every core for the model — and a training worker (``training``
-queue, one run at a time). Restarts a worker whenever it dies, and stops everything on Ctrl-C or SIGTERM.
-Each child runs in its own session, so a Ctrl-C reaches only this supervisor, which
-then shuts the children down in order (warm shutdown: a running task finishes). On Linux each child
+Starts gunicorn on 127.0.0.1:$PORT (default 5000), an inference worker on the ``inference``,
+``inference-album`` (albums' photos, taken in turn with single ones) and ``maintenance`` queues with
+Celery beat embedded (the sweeper and the purge) — one process, task threads feeding the micro-batcher,
+every core for the model — and a training worker (``training`` queue, one run at a time). Restarts a
+worker whenever it dies, and stops everything on Ctrl-C or SIGTERM. Each child runs in its own session,
+so a Ctrl-C reaches only this supervisor, which then shuts the children down in order (warm shutdown: a
+running task finishes). On Linux each child
 also asks the kernel for SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``): a supervisor killed
 outright (SIGKILL, a closed terminal) leaves no server holding the port or the queue.
 """
@@ -30,8 +31,9 @@ def worker_commands() -> dict[str, list[str]]:
     celery = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]
     return {
         # -B: this worker also runs beat (the sweeper and the purge, on the maintenance queue)
-        "inference worker": celery + ["-Q", "inference,maintenance", "-B", "--pool", "threads", "--concurrency",
-                                      os.environ.get("WORKER_CONCURRENCY", "8"), "--hostname", "inference@%h"],
+        "inference worker": celery + ["-Q", "inference,inference-album,maintenance", "-B", "--pool", "threads",
+                                      "--concurrency", os.environ.get("WORKER_CONCURRENCY", "8"),
+                                      "--hostname", "inference@%h"],
         "training worker": celery + ["-Q", "training", "--pool", "solo", "--hostname", "training@%h"],
     }
 

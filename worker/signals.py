@@ -4,7 +4,7 @@
 - A process that runs tasks loads its model, then starts its heartbeat: each prefork child at
   ``worker_process_init`` (one model thread: a process per core); for the threads and solo pools the worker
   itself at ``worker_ready`` (every core). Training and maintenance workers load no model.
-- While a ``recognize`` task runs, its recognition id tags every log line of its thread; each finished task
+- While a ``recognize`` (or ``recognize_album``) task runs, its recognition id tags every log line of its thread; each finished task
   counts in the heartbeat.
 - At shutdown the heartbeat stops and its row goes.
 
@@ -20,7 +20,7 @@ from celery.signals import (after_setup_logger, after_setup_task_logger, task_po
                             worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown)
 from celery.utils.log import get_multiprocessing_logger
 
-from config import RECOGNIZE_TASK
+from config import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK
 from webapp.logs import bind_recognition, use_format
 from worker import engine, heartbeat
 
@@ -58,7 +58,7 @@ def start_serving(threads: int) -> None:
 
 @task_prerun.connect
 def tag_logs(task=None, args=None, **_kwargs) -> None:
-    if task is not None and task.name == RECOGNIZE_TASK and args:
+    if task is not None and task.name in (RECOGNIZE_TASK, RECOGNIZE_ALBUM_TASK) and args:
         bind_recognition(str(args[0]))
 
 

@@ -1,5 +1,5 @@
-"""Celery tasks: ``recognize`` an upload, ``embed_references`` for few-shot enrolment, ``train_model``,
-and the maintenance tasks ``sweep`` and ``purge``."""
+"""Celery tasks: ``recognize`` an upload (``recognize_album`` an album's photo), ``embed_references`` for
+few-shot enrolment, ``train_model``, and the maintenance tasks ``sweep`` and ``purge``."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from config import EMBED_TASK, PURGE_TASK, RECOGNIZE_TASK, SWEEP_TASK, TRAIN_TASK
+from config import EMBED_TASK, PURGE_TASK, RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK, SWEEP_TASK, TRAIN_TASK
 from ml import images
 from webapp import maintenance
 from webapp.extensions import db, discard_session
@@ -37,10 +37,22 @@ def is_transient(exc: BaseException) -> bool:
 )
 def recognize(self, recognition_id: str) -> str | None:
     """Recognise one upload; safe to run twice (a finished recognition is left alone)."""
+    return recognize_or_fail(self, recognition_id)
+
+
+@shared_task(name=RECOGNIZE_ALBUM_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=8)
+def recognize_album(self, recognition_id: str) -> str | None:
+    """``recognize`` for a photo of an album: the same work, sent to the ``inference-album`` queue (config.py),
+    which inference workers consume beside ``inference`` in turn, so single photos never wait behind an album."""
+    return recognize_or_fail(self, recognition_id)
+
+
+def recognize_or_fail(task, recognition_id: str) -> str | None:
     try:
         return run_recognition(recognition_id)
     except Exception as exc:
-        retry_if_transient(self, exc)
+        retry_if_transient(task, exc)
         log.exception("recognition %s failed", recognition_id)
         mark_failed(recognition_id, "the recogniser had an internal error; please try again")
         return "failed"

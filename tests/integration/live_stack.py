@@ -49,11 +49,12 @@ class Stack:
         with self.app.app_context():
             upsert_landmarks(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))
         with self.app.extensions["celery"].connection_for_write() as conn:
-            conn.default_channel.queue_declare("inference")
-            conn.default_channel.queue_purge("inference")
+            for queue in ("inference", "inference-album"):
+                conn.default_channel.queue_declare(queue)
+                conn.default_channel.queue_purge(queue)
         self.client = self.app.test_client()
 
-    def start_worker(self, concurrency: int = 1, pool: str = "prefork", queues: str = "inference",
+    def start_worker(self, concurrency: int = 1, pool: str = "prefork", queues: str = "inference,inference-album",
                      **env_extra: str) -> None:
         self.worker_args = (concurrency, pool, queues, env_extra)  # restart_worker starts the same again
         env = {

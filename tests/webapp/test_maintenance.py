@@ -106,7 +106,7 @@ def test_purge_deletes_uploads_older_than_the_retention_period(tmp_path):
         db.session.get(Recognition, old).created_at = utcnow() - timedelta(days=8)
         db.session.commit()
         old_files = {f"{db.session.get(Recognition, old).stored_name}{ext}" for ext in (".orig", ".jpg")}
-        assert maintenance.purge() == {"deleted": 1, "files": 0}
+        assert maintenance.purge() == {"deleted": 1, "files": 0, "albums": 0}
         assert db.session.get(Recognition, old) is None
         assert db.session.get(Recognition, new) is not None
     assert not old_files & {p.name for p in folder.iterdir()}
@@ -127,11 +127,11 @@ def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_pa
         rec = db.session.get(Recognition, rec_id)
         rec.created_at, rec.status, rec.feedback, rec.review_status = utcnow() - timedelta(days=8), "done", "wrong", "pending"
         db.session.commit()
-        assert maintenance.purge() == {"deleted": 0, "files": 0}
+        assert maintenance.purge() == {"deleted": 0, "files": 0, "albums": 0}
         assert len(list(folder.iterdir())) == 2
         db.session.get(Recognition, rec_id).review_status = "dismissed"
         db.session.commit()
-        assert maintenance.purge() == {"deleted": 1, "files": 0}
+        assert maintenance.purge() == {"deleted": 1, "files": 0, "albums": 0}
     assert not list(folder.iterdir())
 
 
@@ -164,7 +164,7 @@ def test_ops_commands(tmp_path):
     result = runner.invoke(args=["ops", "sweep"])
     assert result.exit_code == 0 and "1 re-enqueued, 0 failed" in result.output
     result = runner.invoke(args=["ops", "purge"])
-    assert result.exit_code == 0 and "0 recognitions and 0 stray files deleted" in result.output
+    assert result.exit_code == 0 and "0 recognitions, 0 empty albums and 0 stray files deleted" in result.output
 
 
 def test_maintenance_tasks_go_to_their_own_queue_and_beat_schedules_them(app):

@@ -66,7 +66,7 @@ def test_readyz_is_ready_when_database_and_broker_answer(client):
     body = resp.get_json()
     assert body["status"] == "ready" and body["failed"] == []
     assert body["database"] == "ok" and body["broker"] == "ok"
-    assert body["workers"] == {"live": 0, "queues": {"inference": 0, "maintenance": 0, "training": 0},
+    assert body["workers"] == {"live": 0, "queues": {"inference": 0, "maintenance": 0, "training": 0, "inference-album": 0},
                                "model_versions": {}}
 
 
@@ -82,7 +82,8 @@ def test_readyz_can_require_a_live_inference_worker(app, client):
         add_heartbeat("b:4", queues="inference,maintenance")
     resp = client.get("/readyz?require_worker=1")
     assert resp.status_code == 200
-    assert resp.get_json()["workers"] == {"live": 3, "queues": {"inference": 2, "maintenance": 2, "training": 0},
+    assert resp.get_json()["workers"] == {"live": 3, "queues": {"inference": 2, "maintenance": 2, "training": 0,
+                                                                      "inference-album": 0},
                                           "model_versions": {"vn20-test-1": 2}}
 
 

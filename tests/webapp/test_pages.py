@@ -14,7 +14,7 @@ def test_home_has_the_upload_form(client):
     page = text(client.get("/", headers={"Accept-Language": "en"}))
     assert 'enctype="multipart/form-data"' in page
     assert 'accept="image/*"' in page
-    assert 'name="image"' in page
+    assert 'name="images"' in page and "multiple" in page
     assert 'data-max-bytes="20971520"' in page  # client-side size check
 
 

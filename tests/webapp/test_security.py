@@ -44,7 +44,7 @@ def test_output_is_escaped(app, client, catalog):
 
 
 def test_uploads_are_rate_limited_per_client_with_a_clear_429(tmp_path):
-    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_RATE_LIMIT="3/minute",
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_PHOTO_LIMIT="3/minute",
                                 API_RATE_LIMIT="5/minute"))
     client = app.test_client()
 
@@ -66,3 +66,85 @@ def test_uploads_are_rate_limited_per_client_with_a_clear_429(tmp_path):
     resp = other.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")},
                       environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert resp.status_code == 202
+
+
+def album_files(count: int) -> list:
+    return [(io.BytesIO(jpeg_bytes(color=(10 * i, 90, 160))), f"{i}.jpg") for i in range(count)]
+
+
+def test_the_upload_limit_counts_photos_single_ones_and_albums_together(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_PHOTO_LIMIT="5/minute"))
+    client = app.test_client()
+    album = client.post("/api/v1/albums", data={"images": album_files(4)})
+    assert album.status_code == 202 and len(album.get_json()["recognitions"]) == 4
+    assert album.headers["X-RateLimit-Remaining"] == "1"
+    single = client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")})
+    assert single.status_code == 202  # the 5th photo
+    sixth = client.post("/", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")},
+                        headers={"Accept": "application/json"})
+    assert sixth.status_code == 429 and "Too many uploads" in sixth.get_json()["error"]
+    assert int(sixth.headers["Retry-After"]) > 0
+    token = album.get_json()["delete_token"]
+    more = client.post(f"/api/v1/albums/{album.get_json()['id']}/images", data={"images": album_files(1)},
+                       headers={"X-Delete-Token": token})
+    assert more.status_code == 429  # adding to an album spends the same budget
+    with app.app_context():
+        from webapp.models import Recognition
+        from webapp.extensions import db
+
+        assert db.session.scalar(db.select(db.func.count()).select_from(Recognition)) == 5
+
+
+def test_an_album_that_only_partly_fits_the_budget_takes_what_fits(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_PHOTO_LIMIT="5 per 10 minutes;50/day"))
+    client = app.test_client()
+    assert len(client.post("/api/v1/albums", data={"images": album_files(3)}).get_json()["recognitions"]) == 3
+    partly = client.post("/api/v1/albums", data={"images": album_files(4)})
+    assert partly.status_code == 202
+    body = partly.get_json()
+    assert len(body["recognitions"]) == 2
+    assert [(e["file"], e["status"]) for e in body["errors"]] == [("2.jpg", 429), ("3.jpg", 429)]
+    assert "Too many photos" in body["errors"][0]["error"]
+    assert partly.headers["X-RateLimit-Remaining"] == "0"
+    full = client.post("/api/v1/albums", data={"images": album_files(2)})
+    assert full.status_code == 429 and "Too many uploads" in full.get_json()["error"]
+    # the page's form without JavaScript, from another address: its own budget of 5
+    page = client.post("/", data={"images": album_files(7)}, environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    assert page.status_code == 303 and page.headers["Location"].startswith("/a/")
+    html = client.get(page.headers["Location"], environ_base={"REMOTE_ADDR": "10.0.0.7"}).get_data(as_text=True)
+    assert html.count('class="album-photo"') == 5 and html.count("Too many photos") == 2
+
+
+def test_one_album_of_the_default_size_fits_the_default_budget(tmp_path):
+    from config import Config
+
+    config = Config()
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, ALBUM_MAX_PHOTOS=config.ALBUM_MAX_PHOTOS,
+                                UPLOAD_PHOTO_LIMIT=config.UPLOAD_PHOTO_LIMIT))
+    client = app.test_client()
+    tiny = jpeg_bytes(size=(32, 24))
+    resp = client.post("/api/v1/albums", data={"images": [(io.BytesIO(tiny), f"{i}.jpg") for i in range(100)]})
+    assert resp.status_code == 202 and len(resp.get_json()["recognitions"]) == 100 and resp.get_json()["errors"] == []
+    assert client.post("/api/v1/recognitions", data={"image": (io.BytesIO(tiny), "p.jpg")}).status_code == 429
+
+
+def forwarded_upload(client, forwarded_for: str):
+    return client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")},
+                       headers={"X-Forwarded-For": forwarded_for}, environ_base={"REMOTE_ADDR": "10.1.1.1"})
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_PHOTO_LIMIT="2/minute"))
+    client = app.test_client()
+    assert [forwarded_upload(client, f"203.0.113.{i}").status_code for i in range(3)] == [202, 202, 429]
+
+
+def test_behind_one_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path):
+    app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, UPLOAD_PHOTO_LIMIT="2/minute", TRUSTED_PROXIES=1))
+    client = app.test_client()
+    assert [forwarded_upload(client, "203.0.113.1").status_code for _ in range(3)] == [202, 202, 429]
+    assert [forwarded_upload(client, "203.0.113.2").status_code for _ in range(2)] == [202, 202]
+    # only the last hop counts: a client cannot pick its address by sending its own X-Forwarded-For
+    assert forwarded_upload(client, "198.51.100.9, 203.0.113.1").status_code == 429
+    proxy_fix = app.wsgi_app  # the scheme and host the proxy saw, too (redirects, Secure cookies)
+    assert (proxy_fix.x_for, proxy_fix.x_proto, proxy_fix.x_host) == (1, 1, 1)

@@ -4,12 +4,13 @@ CSRF-exempt; errors are JSON too.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
+from webapp import albums
 from webapp.errors import error_response
 from webapp.extensions import db
 from webapp.feedback import FeedbackError, delete_upload, record_feedback
-from webapp.models import Landmark, Recognition
+from webapp.models import Album, Landmark, Recognition
 from webapp.openapi import openapi_document
 from webapp.request_checks import from_another_site
 from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
@@ -74,7 +75,8 @@ def get_recognition(rec_id: str):
 
 @bp.delete("/api/v1/recognitions/<rec_id>")
 def delete_recognition(rec_id: str):
-    """The uploader deletes the photo and its result with the ``delete_token`` of the upload's answer.
+    """The uploader deletes the photo and its result with the ``delete_token`` of the upload's answer
+    (a photo of an album: the album's).
     ---
     delete:
       summary: Delete the photo and its result (the uploader)
@@ -91,6 +93,84 @@ def delete_recognition(rec_id: str):
     if not may_delete(rec, request.headers.get("X-Delete-Token")):
         return error_response(403, "the X-Delete-Token header does not match this recognition")
     delete_upload(rec)
+    return "", 204
+
+
+@bp.post("/api/v1/albums")
+def create_album():
+    """A trip album from the photos in the multipart field ``images`` (one or more, up to ``ALBUM_MAX_PHOTOS``).
+
+    Each file is checked like a single upload: ``202 {"id", "status_url", "delete_token", "recognitions":
+    [{"id", "status_url"}…], "errors": [{"file", "error", "status"}…]}`` with the refused files' reasons
+    (the others still accepted), and a ``Location`` header. Every file refused: their common status (or
+    400) with the same ``errors`` and no album. Over the client's photo budget (``UPLOAD_PHOTO_LIMIT``):
+    the files that fit are accepted and the rest refused with status 429; none fits: ``429``."""
+    files = albums.photos_sent()
+    if not files:
+        return error_response(400, "send one or more photos in the multipart field 'images'")
+    album, accepted, refused = albums.create_album(files, g.get("photo_budget"))
+    if album is None:
+        return error_response(albums.refused_status(refused), "no photo could be accepted",
+                              errors=[r.json() for r in refused])
+    body = {"id": album.id, "status_url": albums.album_url(album), "delete_token": album.delete_token,
+            **added_json(accepted, refused)}
+    return jsonify(body), 202, {"Location": albums.album_url(album)}
+
+
+@bp.post("/api/v1/albums/<album_id>/images")
+def add_album_images(album_id: str):
+    """More photos for an album (multipart ``images``), with its ``delete_token`` in ``X-Delete-Token``.
+
+    ``202 {"id", "status_url", "recognitions": [{"id", "status_url"}…], "errors": [...]}`` as for a new
+    album; a file over ``ALBUM_MAX_PHOTOS`` is refused with status 409. Every file refused: their common
+    status (or 400) with ``errors``. ``403`` wrong token, ``404`` no such album."""
+    album = db.session.get(Album, album_id)
+    if album is None:
+        return error_response(404, "no album with this id")
+    if not albums.may_manage(album, request.headers.get("X-Delete-Token")):
+        return error_response(403, "the X-Delete-Token header does not match this album")
+    files = albums.photos_sent()
+    if not files:
+        return error_response(400, "send one or more photos in the multipart field 'images'")
+    try:
+        accepted, refused = albums.add_photos(album_id, files, g.get("photo_budget"))
+    except albums.AlbumGone:
+        return error_response(404, "no album with this id")
+    if not accepted:
+        return error_response(albums.refused_status(refused), "no photo could be accepted",
+                              errors=[r.json() for r in refused])
+    body = {"id": album_id, "status_url": albums.album_url(album), **added_json(accepted, refused)}
+    return jsonify(body), 202
+
+
+def added_json(accepted: list[Recognition], refused: list[albums.Refused]) -> dict:
+    return {"recognitions": [{"id": rec.id, "status_url": status_url(rec)} for rec in accepted],
+            "errors": [r.json() for r in refused]}
+
+
+@bp.get("/api/v1/albums/<album_id>")
+def get_album(album_id: str):
+    """The album: ``{"id", "status_url", "url" (its page), "created_at", "counts": {"total", "queued",
+    "running", "done", "failed", "finished"}, "finished", "recognitions": [recognition + "status_url",
+    "result_url", "photo_url"] (upload order), "visited": [{"number", "landmark", "url", "recognitions":
+    [{"id", "result_url", "photo_url"}]}] (sure answers, numbered in the order the photos were taken),
+    "provinces"}``; ``404`` unknown id."""
+    album = db.session.get(Album, album_id)
+    if album is None:
+        return error_response(404, "no album with this id")
+    return jsonify(albums.album_json(album))
+
+
+@bp.delete("/api/v1/albums/<album_id>")
+def delete_album(album_id: str):
+    """The album, every photo in it and their results, with its ``delete_token`` in ``X-Delete-Token``:
+    ``204``; ``403`` wrong token; ``404`` unknown id."""
+    album = db.session.get(Album, album_id)
+    if album is None:
+        return error_response(404, "no album with this id")
+    if not albums.may_manage(album, request.headers.get("X-Delete-Token")):
+        return error_response(403, "the X-Delete-Token header does not match this album")
+    albums.discard_album(album)
     return "", 204
 
 

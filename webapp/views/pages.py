@@ -6,6 +6,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -17,11 +18,12 @@ from flask import (
 
 from flask_babel import gettext as _
 
+from webapp import albums
 from webapp.errors import error_response, wants_json
 from webapp.extensions import db
 from webapp.feedback import FeedbackError, delete_upload, landmark_choices, record_feedback
 from webapp.i18n import current_language
-from webapp.models import Landmark, Recognition, ReferencePhoto
+from webapp.models import Album, Landmark, Recognition, ReferencePhoto
 from webapp.references import cover_photos, reference_display_path
 from webapp.serializers import alternatives, answer, cover_url, status_url
 from webapp.uploads import UploadError, accept_upload, display_path, may_delete
@@ -29,6 +31,8 @@ from webapp.views.auth import safe_next
 
 bp = Blueprint("pages", __name__)
 KEEP_DELETE_TOKENS = 20  # the uploader's latest uploads stay deletable from this browser (cookie size)
+KEEP_ALBUM_TOKENS = 10  # and their latest albums
+SHOW_REFUSED = 5  # refused files of a form post named one by one on the album page
 
 
 @bp.get("/")
@@ -38,8 +42,13 @@ def index():
 
 @bp.post("/")
 def upload():
+    """The home page's form: one photo → its result page; several (a form sent without JavaScript) → an album.
+    The upload script sends one photo here, and several through ``create_album`` / ``add_album_photos``."""
+    files = albums.photos_sent()
+    if len(files) > 1:
+        return album_created(files)
     try:
-        rec = accept_upload(request.files.get("image"))
+        rec = accept_upload(files[0] if files else None)
     except UploadError as err:
         if wants_json():
             return error_response(err.status, err.message)
@@ -96,23 +105,149 @@ def delete(rec_id: str):
     rec = db.get_or_404(Recognition, rec_id)
     if not may_delete(rec, request.form.get("token")):
         abort(403, _("This link cannot delete this photo."))
+    album_id = rec.album_id
     delete_upload(rec)
-    tokens = session.get("delete_tokens", {})
-    if rec_id in tokens:
-        session["delete_tokens"] = {k: v for k, v in tokens.items() if k != rec_id}
+    forget_token("delete_tokens", rec_id)
     flash(_("Your photo and its result have been deleted."))
-    return redirect(url_for("pages.index"), code=303)
+    return redirect(url_for("pages.album", album_id=album_id) if album_id else url_for("pages.index"), code=303)
 
 
 def uploader_token(rec: Recognition) -> str | None:
-    """The delete token this browser's session holds for ``rec`` (only its uploader's has one)."""
-    token = session.get("delete_tokens", {}).get(rec.id)
+    """The delete token this browser's session holds for ``rec``: its own, or its album's (only the
+    uploader's browser has one)."""
+    token = session.get("delete_tokens", {}).get(rec.id) or (
+        session.get("album_tokens", {}).get(rec.album_id) if rec.album_id else None)
     return token if may_delete(rec, token) else None
 
 
 def remember_delete_token(rec_id: str, token: str) -> None:
     tokens = dict(session.get("delete_tokens", {}), **{rec_id: token})
     session["delete_tokens"] = dict(list(tokens.items())[-KEEP_DELETE_TOKENS:])
+
+
+def remember_album_token(album_id: str, token: str) -> None:
+    tokens = dict(session.get("album_tokens", {}), **{album_id: token})
+    session["album_tokens"] = dict(list(tokens.items())[-KEEP_ALBUM_TOKENS:])
+
+
+def forget_token(kind: str, key: str) -> None:
+    tokens = session.get(kind, {})
+    if key in tokens:
+        session[kind] = {k: v for k, v in tokens.items() if k != key}
+
+
+# --- trip albums (webapp/albums.py) ------------------------------------------------------------------
+
+@bp.post("/a")
+def create_album():
+    """The upload script's first photo when the visitor chose several: a new album (JSON, like ``upload``)."""
+    files = albums.photos_sent()
+    if not files:
+        return error_response(400, _("No photo was sent; choose an image file."))
+    return album_created(files)
+
+
+def album_created(files):
+    album, accepted, refused = albums.create_album(files, g.get("photo_budget"))
+    if album is None:
+        return photos_refused(refused)
+    remember_album_token(album.id, album.delete_token)  # the uploader's browser keeps it, like a photo's
+    return photos_added(album.id, accepted, refused)
+
+
+@bp.post("/a/<album_id>/photos")
+def add_album_photos(album_id: str):
+    """More photos for the visitor's own album: the upload script sends each one here (this browser holds
+    the album's token in its session)."""
+    album = db.get_or_404(Album, album_id)
+    if not albums.may_manage(album, session.get("album_tokens", {}).get(album.id)):
+        abort(403, _("Only the browser that made this album can add photos to it."))
+    files = albums.photos_sent()
+    if not files:
+        return error_response(400, _("No photo was sent; choose an image file."))
+    try:
+        accepted, refused = albums.add_photos(album_id, files, g.get("photo_budget"))
+    except albums.AlbumGone:
+        abort(404)
+    if not accepted:
+        return photos_refused(refused)
+    return photos_added(album_id, accepted, refused)
+
+
+def photos_added(album_id: str, accepted: list[Recognition], refused: list[albums.Refused]):
+    album_page = url_for("pages.album", album_id=album_id)
+    if wants_json():  # the upload script
+        return jsonify(id=album_id, url=album_page, add_url=url_for("pages.add_album_photos", album_id=album_id),
+                       status_url=url_for("api.get_album", album_id=album_id),
+                       recognitions=[{"id": rec.id, "status_url": status_url(rec)} for rec in accepted],
+                       errors=[r.json() for r in refused]), 202
+    for r in refused[:SHOW_REFUSED]:  # flashed messages live in the session cookie: a few, then a count
+        flash(_("Not added: %(file)s — %(error)s", file=r.file, error=r.error))
+    if len(refused) > SHOW_REFUSED:
+        flash(_("%(count)d more files could not be added.", count=len(refused) - SHOW_REFUSED))
+    return redirect(album_page, code=303)
+
+
+def photos_refused(refused: list[albums.Refused]):
+    status = albums.refused_status(refused)
+    if len(refused) == 1:
+        message = refused[0].error
+    else:
+        message = _("None of these photos could be used.")
+    if wants_json():
+        return error_response(status, message, errors=[r.json() for r in refused])
+    return render_template("index.html", error=message, refused=refused if len(refused) > 1 else []), status
+
+
+@bp.get("/a/<album_id>")
+def album(album_id: str):
+    """The album page: progress, the grid of photos with their answers, the trip map and its summary."""
+    album = db.get_or_404(Album, album_id)
+    recs = albums.recognitions(album)
+    stops = albums.trip(recs)
+    token = session.get("album_tokens", {}).get(album.id)
+    delete_url = url_for("pages.confirm_delete_album", album_id=album.id, token=token) if token else None
+    return render_template("album.html", album=album, recs=recs, answers={rec.id: answer(rec) for rec in recs},
+                           stops=stops, pins=trip_pins(stops), provinces=albums.provinces(stops),
+                           stop_numbers={rec.id: stop.number for stop in stops for rec in stop.recognitions},
+                           counts=albums.counts(recs), status_url=albums.album_url(album), delete_url=delete_url)
+
+
+def trip_pins(stops: list[albums.Stop]) -> list[dict]:
+    """The trip map's pins: numbered, each leading to its entry under the map (its photos and landmark page)."""
+    lang = current_language()
+    pins = []
+    for stop in stops:
+        name = stop.landmark.name(lang)
+        photos = [{"label": _("Photo %(number)d", number=i), "url": url_for("pages.result", rec_id=rec.id)}
+                  for i, rec in enumerate(stop.recognitions, 1)]
+        pins.append({"lat": stop.landmark.lat, "lon": stop.landmark.lon, "number": stop.number,
+                     "label": f"{stop.number}. {name}", "url": f"#stop-{stop.number}",
+                     "links": [{"label": name, "url": url_for("catalog.detail", slug=stop.landmark.slug)}, *photos]})
+    return pins
+
+
+@bp.get("/a/<album_id>/delete")
+def confirm_delete_album(album_id: str):
+    """The album's capability link: whoever holds its token may delete it (after confirming, with CSRF)."""
+    album = db.get_or_404(Album, album_id)
+    token = request.args.get("token", "")
+    if not albums.may_manage(album, token):
+        abort(403, _("This link cannot delete this album."))
+    recs = albums.recognitions(album)
+    return render_template("album_delete.html", album=album, recs=recs, token=token,
+                           kept_copies=any(rec.review_status == "accepted" for rec in recs))
+
+
+@bp.post("/a/<album_id>/delete")
+def delete_album(album_id: str):
+    album = db.get_or_404(Album, album_id)
+    if not albums.may_manage(album, request.form.get("token")):
+        abort(403, _("This link cannot delete this album."))
+    albums.discard_album(album)
+    forget_token("album_tokens", album_id)
+    flash(_("Your album, its photos and their results have been deleted."))
+    return redirect(url_for("pages.index"), code=303)
 
 
 @bp.get("/r/<rec_id>/photo")

@@ -24,9 +24,27 @@
     }
   }
 
+  function link(label, url) {
+    var a = document.createElement("a");
+    a.href = url;
+    a.textContent = label || "";
+    return a;
+  }
+
   function popupContent(pin) {
     // Built from DOM nodes (text only), never from HTML strings.
     var node;
+    if (pin.links && pin.links.length) { // a trip's stop: its landmark page and its photos
+      node = document.createElement("div");
+      var title = document.createElement("strong");
+      title.textContent = pin.label || "";
+      node.appendChild(title);
+      pin.links.forEach(function (each) {
+        node.appendChild(document.createElement("br"));
+        node.appendChild(link(each.label, each.url));
+      });
+      return node;
+    }
     if (pin.url) {
       node = document.createElement("a");
       node.href = pin.url;
@@ -64,7 +82,13 @@
     tiles.addTo(map);
 
     var markers = pins.map(function (pin) {
-      var marker = L.marker([pin.lat, pin.lon], { title: pin.label || "" });
+      var options = { title: pin.label || "" };
+      if (pin.number !== undefined) { // a numbered stop of a trip album
+        var disc = document.createElement("span");
+        disc.textContent = String(pin.number);
+        options.icon = L.divIcon({ className: "vn-map__num", html: disc, iconSize: [26, 26] });
+      }
+      var marker = L.marker([pin.lat, pin.lon], options);
       if (pin.label) marker.bindPopup(popupContent(pin));
       return marker.addTo(map);
     });
