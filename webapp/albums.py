@@ -27,7 +27,8 @@ from sqlalchemy import func
 from werkzeug.datastructures import FileStorage
 
 from webapp.extensions import db
-from webapp.models import FINISHED, STATUSES, Album, Landmark, Recognition
+from webapp.models import FINISHED, STATUSES, Album, Landmark, Recognition, ReferencePhoto
+from webapp.references import remove_reference_photo
 from webapp.serializers import _iso, landmark_json, landmark_url, recognition_json, status_url
 from webapp.uploads import UploadError, accept_upload, remove_files, token_hash, token_matches
 
@@ -161,6 +162,11 @@ def may_manage(album: Album, token: str | None) -> bool:
 def discard_album(album: Album) -> None:
     """Delete an album: every file of every photo, then the rows (its photos', then its own)."""
     album_id = album.id
+    copies = db.session.scalars(db.select(ReferencePhoto)
+                                .join(Recognition, ReferencePhoto.recognition_id == Recognition.id)
+                                .where(Recognition.album_id == album_id)).all()
+    for copy in copies:  # an accepted correction's copy goes with the photo, as for a single one (feedback.py)
+        remove_reference_photo(copy)
     try:
         db.session.scalar(db.select(Album.id).where(Album.id == album_id).with_for_update())  # no photo joins now
         for rec in db.session.scalars(db.select(Recognition).where(Recognition.album_id == album_id)):

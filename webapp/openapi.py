@@ -161,6 +161,73 @@ class RecognitionSchema(Schema):
     feedback = fields.Nested(FeedbackSchema, required=True, allow_none=True)
 
 
+class QueuedPhotoSchema(Schema):
+    id = string()
+    status_url = string()
+
+
+class RefusedPhotoSchema(Schema):
+    file = string(metadata={"description": "The file's name as sent (escaped on pages)."})
+    error = string()
+    status = fields.Integer(required=True, metadata={"description": "The status it would have had alone."})
+
+
+class PhotosAddedSchema(Schema):
+    id = string()
+    status_url = string()
+    recognitions = fields.List(fields.Nested(QueuedPhotoSchema), required=True)
+    errors = fields.List(fields.Nested(RefusedPhotoSchema), required=True)
+
+
+class AlbumCreatedSchema(PhotosAddedSchema):
+    delete_token = string(metadata={"description": "Send it as X-Delete-Token to add photos or delete the album."})
+
+
+class RefusedPhotosSchema(ErrorSchema):
+    errors = fields.List(fields.Nested(RefusedPhotoSchema),
+                         metadata={"description": "Each refused file's reason; absent when no file was sent."})
+
+
+class AlbumCountsSchema(Schema):
+    total = fields.Integer(required=True)
+    queued = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    done = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    finished = fields.Integer(required=True)
+
+
+class AlbumPhotoSchema(RecognitionSchema):
+    status_url = string()
+    result_url = string()
+    photo_url = string()
+
+
+class StopPhotoSchema(Schema):
+    id = string()
+    result_url = string()
+    photo_url = string()
+
+
+class StopSchema(Schema):
+    number = fields.Integer(required=True, metadata={"description": "In the order the photos were taken."})
+    landmark = fields.Nested(LandmarkSchema, required=True)
+    url = string()
+    recognitions = fields.List(fields.Nested(StopPhotoSchema), required=True)
+
+
+class AlbumSchema(Schema):
+    id = string()
+    status_url = string()
+    url = string(metadata={"description": "The album's page."})
+    created_at = fields.DateTime(required=True)
+    counts = fields.Nested(AlbumCountsSchema, required=True)
+    finished = fields.Boolean(required=True)
+    recognitions = fields.List(fields.Nested(AlbumPhotoSchema), required=True, metadata={"description": "Upload order."})
+    visited = fields.List(fields.Nested(StopSchema), required=True)
+    provinces = fields.List(fields.String(), required=True)
+
+
 class UploadSchema(Schema):
     id = string()
     status = one_of(("queued",))

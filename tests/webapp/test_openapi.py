@@ -247,3 +247,22 @@ def test_a_row_id_past_the_database_integer_is_a_404_not_a_500(any_db_app):
             assert response.status_code == 404, (path, response.status_code)
     assert client.get(f"/api/v1/models/{2**31 - 1}", headers=headers).get_json()["error"] == \
         "no model version with this id"  # the largest id still reaches the view
+
+
+def test_an_album_is_answered_as_documented(app, catalog):
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    photos = [p if isinstance(p, bytes) else p.read_bytes() for p, _ in sample_photos(per_class=1, classes=2)]
+    created = call(schema, "POST", "/api/v1/albums", body={"images": photos + [b"GIF89a not really"]},
+                   media_type="multipart/form-data")
+    assert created.status_code == 202
+    body = created.json()
+    assert len(body["recognitions"]) == 2 and [e["status"] for e in body["errors"]] == [415]
+    album = call(schema, "GET", "/api/v1/albums/{album_id}", path_parameters={"album_id": body["id"]}).json()
+    assert album["counts"]["total"] == 2 and album["counts"]["queued"] == 2 and album["visited"] == []
+    added = call(schema, "POST", "/api/v1/albums/{album_id}/images", path_parameters={"album_id": body["id"]},
+                 body={"images": photos[:1]}, media_type="multipart/form-data",
+                 headers={"X-Delete-Token": body["delete_token"]})
+    assert added.status_code == 202 and len(added.json()["recognitions"]) == 1
+    deleted = call(schema, "DELETE", "/api/v1/albums/{album_id}", path_parameters={"album_id": body["id"]},
+                   headers={"X-Delete-Token": body["delete_token"]})
+    assert deleted.status_code == 204

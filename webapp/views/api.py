@@ -104,7 +104,34 @@ def create_album():
     [{"id", "status_url"}…], "errors": [{"file", "error", "status"}…]}`` with the refused files' reasons
     (the others still accepted), and a ``Location`` header. Every file refused: their common status (or
     400) with the same ``errors`` and no album. Over the client's photo budget (``UPLOAD_PHOTO_LIMIT``):
-    the files that fit are accepted and the rest refused with status 429; none fits: ``429``."""
+    the files that fit are accepted and the rest refused with status 429; none fits: ``429``.
+    ---
+    post:
+      summary: Upload a trip album (many photos)
+      tags: [albums]
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [images]
+              properties:
+                images: {type: array, items: {type: string, format: binary}, description: "JPEG, PNG, WebP or HEIC"}
+      responses:
+        202:
+          description: The album; each accepted photo is queued, refused ones are listed in `errors`.
+          headers:
+            Location: {description: The album's status URL, schema: {type: string}}
+          content: {application/json: {schema: AlbumCreated}}
+        400: {description: "No photo, or every photo refused", content: {application/json: {schema: RefusedPhotos}}}
+        403: "403"
+        413: {description: "Every photo too large", content: {application/json: {schema: RefusedPhotos}}}
+        415: {description: "Every photo unusable", content: {application/json: {schema: RefusedPhotos}}}
+    """
+    if from_another_site():  # like a single upload: no token protects this post
+        return error_response(403, "uploads from another site's pages are not accepted; post from a script or "
+                                   "from this site")
     files = albums.photos_sent()
     if not files:
         return error_response(400, "send one or more photos in the multipart field 'images'")
@@ -123,7 +150,30 @@ def add_album_images(album_id: str):
 
     ``202 {"id", "status_url", "recognitions": [{"id", "status_url"}…], "errors": [...]}`` as for a new
     album; a file over ``ALBUM_MAX_PHOTOS`` is refused with status 409. Every file refused: their common
-    status (or 400) with ``errors``. ``403`` wrong token, ``404`` no such album."""
+    status (or 400) with ``errors``. ``403`` wrong token, ``404`` no such album.
+    ---
+    post:
+      summary: Add photos to an album
+      tags: [albums]
+      security: [{deleteToken: []}]
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [images]
+              properties:
+                images: {type: array, items: {type: string, format: binary}}
+      responses:
+        202: {description: The photos added and those refused, content: {application/json: {schema: PhotosAdded}}}
+        400: {description: "No photo, or every photo refused", content: {application/json: {schema: RefusedPhotos}}}
+        403: "403"
+        404: "404"
+        409: {description: "The album is full", content: {application/json: {schema: RefusedPhotos}}}
+        413: {description: "Every photo too large", content: {application/json: {schema: RefusedPhotos}}}
+        415: {description: "Every photo unusable", content: {application/json: {schema: RefusedPhotos}}}
+    """
     album = db.session.get(Album, album_id)
     if album is None:
         return error_response(404, "no album with this id")
@@ -154,7 +204,15 @@ def get_album(album_id: str):
     "running", "done", "failed", "finished"}, "finished", "recognitions": [recognition + "status_url",
     "result_url", "photo_url"] (upload order), "visited": [{"number", "landmark", "url", "recognitions":
     [{"id", "result_url", "photo_url"}]}] (sure answers, numbered in the order the photos were taken),
-    "provinces"}``; ``404`` unknown id."""
+    "provinces"}``; ``404`` unknown id.
+    ---
+    get:
+      summary: An album with its photos' results and the landmarks visited
+      tags: [albums]
+      responses:
+        200: {description: The album, content: {application/json: {schema: Album}}}
+        404: "404"
+    """
     album = db.session.get(Album, album_id)
     if album is None:
         return error_response(404, "no album with this id")
@@ -164,7 +222,17 @@ def get_album(album_id: str):
 @bp.delete("/api/v1/albums/<album_id>")
 def delete_album(album_id: str):
     """The album, every photo in it and their results, with its ``delete_token`` in ``X-Delete-Token``:
-    ``204``; ``403`` wrong token; ``404`` unknown id."""
+    ``204``; ``403`` wrong token; ``404`` unknown id.
+    ---
+    delete:
+      summary: Delete an album, every photo and result in it
+      tags: [albums]
+      security: [{deleteToken: []}]
+      responses:
+        204: {description: Deleted}
+        403: "403"
+        404: "404"
+    """
     album = db.session.get(Album, album_id)
     if album is None:
         return error_response(404, "no album with this id")
