@@ -13,7 +13,7 @@ from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, ReferencePhoto, utcnow
 from webapp.references import reference_path
-from webapp.uploads import decode_upload, original_file, visitor_reason
+from webapp.uploads import decode_upload, model_input_file, visitor_reason
 from worker.model import get_engine, worker_name
 from worker.recorder import get_recorder
 
@@ -73,7 +73,7 @@ def run_recognition(recognition_id: str) -> str | None:
     with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
         started = time.perf_counter()
         try:
-            decoded = decode_upload(original_file(stored_name), draft_size=engine.decode_size)
+            decoded = decode_upload(model_input_file(stored_name), draft_size=engine.decode_size)
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
         decode_ms = (time.perf_counter() - started) * 1000
