@@ -28,6 +28,7 @@ from PIL import Image
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
 from worker.batching import MicroBatcher
+from worker.layout import usable_cores
 
 log = logging.getLogger(__name__)
 _engine: "Engine | None" = None
@@ -288,7 +289,7 @@ def _load_in_worker(sender=None, **_kwargs) -> None:
     from celery.concurrency.prefork import TaskPool as PreforkPool
 
     if not isinstance(getattr(sender, "pool", None), PreforkPool):  # prefork children load their own
-        _preload(os.cpu_count() or 1)
+        _preload(usable_cores())
 
 
 def _preload(threads: int) -> None:
