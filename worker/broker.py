@@ -13,10 +13,14 @@ A message still leaves the unacknowledged index only once its task has finished 
 """
 from __future__ import annotations
 
+import logging
+
 from kombu.asynchronous import get_event_loop
 from kombu.transport import redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
+
+log = logging.getLogger(__name__)
 
 
 class QoS(redis.QoS):
@@ -55,8 +59,12 @@ class QoS(redis.QoS):
         tags, self._acks = self._acks, []
         if not tags:
             return
-        with self.pipe_or_acquire() as pipe:
-            pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags).execute()
+        try:
+            with self.pipe_or_acquire() as pipe:
+                pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags).execute()
+        except self.channel.connection.connection_errors:  # as kombu's own acknowledgement: logged, not raised
+            log.warning("could not acknowledge %d messages: they come back after the visibility timeout, "
+                        "and their finished recognitions are left alone", len(tags), exc_info=True)
         for tag in tags:
             redis.virtual.QoS.ack(self, tag)
 

@@ -46,7 +46,7 @@ def worker_commands() -> dict[str, list[str]]:
 
 def worker_env() -> dict[str, str]:
     """The workers' environment: the layout's model threads per process, unless INFERENCE_THREADS is set."""
-    processes, threads = inference_layout(usable_cores())
+    threads = inference_layout(usable_cores())[1]
     if os.environ.get("WORKER_PROCESSES"):
         threads = max(1, usable_cores() // int(os.environ["WORKER_PROCESSES"]))
     return {**os.environ, "INFERENCE_THREADS": os.environ.get("INFERENCE_THREADS") or str(threads)}

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from factories import redis_url_or_skip, sample_photos
 from live_stack import Stack
 

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from factories import ROOT
+
 from worker import run_local
 from worker.layout import inference_layout, usable_cores
 
