@@ -1,7 +1,15 @@
-"""Benchmark 2: worker throughput, naive vs ours, on the same queue and photos, in one run.
+"""Benchmark 2: worker throughput against the model's own ceiling, on the same queue and photos, in one run.
 
-    .venv/bin/python bench/worker_throughput.py [--photos 800] [--out docs/performance.md]
+    .venv/bin/python bench/worker_throughput.py [--photos 800] [--photo-sets shared,phone-jpeg,phone-heic]
+        [--profile 5] [--kinds "naive;ours;..."] [--out docs/performance.md]
     python bench/worker_throughput.py --gpu --embedded   # on a GPU host: naive vs ours with the JAX runtime
+
+After each LiteRT worker kind, the model alone runs in child processes laid out as that worker was, with its
+predictor settings, on the run's photos, at the batch sizes the worker ran (its results' ``batch_size``): the
+ceiling. The table gives worker photos/s over ceiling images/s, and the same per CPU second (steady on a
+shared machine, where wall-clock rates are not). ``--profile`` runs py-spy on the worker while it works and
+shares its CPU per photo out by part (model, decoding, database, broker, Celery...). Phone-size photo sets
+are made from the real photos (12 MP, a phone's EXIF) in a temporary directory at each run.
 
 Both workers are real Celery worker processes running the real ``recognize`` task against Redis and
 PostgreSQL (``--database``/``--broker``; the embedded defaults with ``--embedded``):
@@ -13,8 +21,8 @@ PostgreSQL (``--database``/``--broker``; the embedded defaults with ``--embedded
   ours, N processes   one threads-pool process per core, one model thread each: batches and parallel Python
 
 "ours" serves the bundle's int8 fast path (``ml/fastpath.py``; the float model decides the unclear photos) and
-writes claims and results for many tasks at once (``worker/recorder.py``); the last kind turns the fast
-path off to show what it adds.
+writes claims and results for many tasks at once (``worker/recorder.py``); the "float model only" kinds turn
+the fast path off, "kombu's Redis transport" turns off the workers' own (``worker/broker.py``).
 
 With ``--gpu`` the same comparison runs on the GPU through Keras's JAX backend (XLA): the naive worker is
 Keras ``predict`` per task there too; ours is one threads-pool process per GPU with batches of up to 64,
