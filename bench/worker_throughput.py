@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -290,8 +291,12 @@ def upload(stack, data: bytes, tries: int = 60) -> str:
 def profile_worker(stack, ids, raw: Path, seconds: float) -> dict | None:
     """py-spy on the (first) worker process for ``seconds`` while it works: CPU ms per photo by part."""
     pid = stack.workers[0].pid
+    spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy_bin).exists():
+        print("--profile needs py-spy (requirements.txt)", file=sys.stderr)
+        return None
     cpu, finished = cpu_seconds(pid), count_finished(stack, ids)
-    spy = subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+    spy = subprocess.run([spy_bin, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
                           "--nonblocking", "--format", "raw", "--output", str(raw)], capture_output=True, text=True)
     cpu, finished = cpu_seconds(pid) - cpu, count_finished(stack, ids) - finished
     if spy.returncode != 0 or not raw.exists() or finished <= 0:
