@@ -106,6 +106,8 @@ class Config:
         # LiteRT: the bundle's int8 model first, the float one for unclear photos (ml/fastpath.py); 0: float only
         self.INFERENCE_FAST_PATH = env_bool("INFERENCE_FAST_PATH", True)
         self.INFERENCE_MAX_WAIT_MS = float(env("INFERENCE_MAX_WAIT_MS", "5"))  # linger for announced images
+        # Redis: the worker's transport with fewer round trips per message (worker/broker.py); 0: kombu's own
+        self.WORKER_FAST_BROKER = env_bool("WORKER_FAST_BROKER", True)
         self.MODEL_CHECK_S = float(env("MODEL_CHECK_S", "2"))  # how often a worker looks for a new active model
         # --- nothing lost, nothing kept too long (webapp/maintenance.py) ---
         self.RECOGNITION_TIMEOUT_S = env_int("RECOGNITION_TIMEOUT_S", 600)  # queued/running longer: stuck

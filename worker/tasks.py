@@ -14,7 +14,7 @@ from webapp import maintenance
 from webapp.extensions import db, discard_session
 from webapp.models import Recognition, ReferencePhoto, utcnow
 from webapp.references import reference_path
-from webapp.uploads import decode_upload, original_file, visitor_reason
+from webapp.uploads import decode_upload, model_input_file, original_file, visitor_reason
 from worker.engine import get_engine, worker_name
 from worker.recorder import get_recorder
 
@@ -78,11 +78,13 @@ def run_recognition(recognition_id: str) -> str | None:
     with engine.slot() as run:  # announced now, so a batch forming meanwhile waits for this image
         started = time.perf_counter()
         try:
-            decoded = decode_upload(original_file(stored_name), draft_size=engine.decode_size)
+            decoded = decode_upload(model_input_file(stored_name), draft_size=engine.decode_size)
         except images.ImageError as err:
             return finish(recognition_id, "failed", error=visitor_reason(err))
+        # the copy the worker decodes has no metadata: where and when come from the original's EXIF
+        info = images.read_info(original_file(stored_name))
         decode_ms = (time.perf_counter() - started) * 1000
-        outcome = run(decoded.image, decoded.info.position)  # the position is evidence only: never stored
+        outcome = run(decoded.image, info.position)  # the position is evidence only: never stored
     return finish(
         recognition_id,
         "done",
@@ -97,7 +99,7 @@ def run_recognition(recognition_id: str) -> str | None:
         batch_size=outcome.batch_size,
         worker=worker_name(),
         landmark_id=engine.landmark_id(outcome.label),
-        taken_at=decoded.info.taken_at,
+        taken_at=info.taken_at,
         position=outcome.position,
         distance_km=outcome.distance_km,
         decode_ms=decode_ms,

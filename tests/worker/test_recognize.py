@@ -26,14 +26,32 @@ def test_undecodable_file_ends_failed_with_a_clear_error(app, client):
     rec_id = upload(client, jpeg_bytes())
     with app.app_context():
         rec = db.session.get(Recognition, rec_id)
-        path = Path(app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.orig"
-        path.write_bytes(b"\xff\xd8\xff garbage, not a JPEG any more")
+        for kind in ("orig", "jpg"):  # the original and the shown copy, which the model reads
+            path = Path(app.config["UPLOAD_DIR"]) / f"{rec.stored_name}.{kind}"
+            path.write_bytes(b"\xff\xd8\xff garbage, not a JPEG any more")
         assert recognize.apply(args=[rec_id]).get() == "failed"
         db.session.expire_all()
         rec = db.session.get(Recognition, rec_id)
         assert rec.status == "failed"
         assert "image" in rec.error
         assert rec.started_at and rec.finished_at and rec.label is None
+
+
+def test_the_model_reads_the_shown_copy_or_else_the_original(app, client, catalog_all):
+    data, class_key = photo_bytes()
+    first, second = upload(client, data), upload(client, data)
+    with app.app_context():
+        folder = Path(app.config["UPLOAD_DIR"])
+        one, two = (db.session.get(Recognition, rid).stored_name for rid in (first, second))
+        (folder / f"{one}.orig").write_bytes(b"not read: the shown copy is")
+        (folder / f"{two}.jpg").unlink()  # an upload without a shown copy: its original is read
+        assert recognize.apply(args=[first]).get() == "done"
+        assert recognize.apply(args=[second]).get() == "done"
+        db.session.expire_all()
+        answers = [db.session.get(Recognition, rid) for rid in (first, second)]
+        assert [(r.label, r.tier) for r in answers] == [(answers[0].label, answers[0].tier)] * 2
+        if class_key:
+            assert answers[0].label == class_key
 
 
 def test_missing_recognition_is_ignored(app):
