@@ -84,7 +84,8 @@ class Config:
         # base dataset(s) for retraining: a folder per class; several joined by os.pathsep, or a folder of them
         self.TRAINING_DATA_DIR = env("TRAINING_DATA_DIR", "") or None
         self.TRAINING_NEGATIVES_DIR = env("TRAINING_NEGATIVES_DIR", "") or None  # non-landmark photos for retraining
-        self.TRAINING_OUTLIERS_DIR = env("TRAINING_OUTLIERS_DIR", "") or None  # landmarks not ours (ml.data.split_outliers)
+        # landmarks not ours (ml.data.split_outliers)
+        self.TRAINING_OUTLIERS_DIR = env("TRAINING_OUTLIERS_DIR", "") or None
         self.TRAINING_WEIGHTS = env("TRAINING_WEIGHTS", "") or None  # local ImageNet weights file (no download)
         self.TRAINING_ARCH = env("TRAINING_ARCH", "mobilenetv2")
         self.TRAINING_OPTIONS = json.loads(env("TRAINING_OPTIONS", "") or "{}")  # extra TrainConfig fields, JSON
@@ -115,7 +116,7 @@ class Config:
         self.SWEEP_INTERVAL_S = env_int("SWEEP_INTERVAL_S", 60)
         self.RETENTION_DAYS = env_int("RETENTION_DAYS", 30)  # 0 keeps uploads forever
         self.PURGE_INTERVAL_S = env_int("PURGE_INTERVAL_S", 3600)
-        self.CELERY = {
+        self.CELERY: dict[str, Any] = {
             "broker_url": env("CELERY_BROKER_URL", f"sqla+sqlite:///{INSTANCE_DIR / 'broker.sqlite'}"),
             "task_ignore_result": True,  # the database is the source of truth, not a result backend
             "task_acks_late": True,

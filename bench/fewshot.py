@@ -34,8 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ml.data import scan, source_of, split, split_negatives, split_outliers, subset  # noqa: E402
-from ml.fewshot import (FewShotRule, ReferenceIndex, combine, predict_with_mirrors,  # noqa: E402
-                        select_references, signature)
+from ml.fewshot import FewShotRule, ReferenceIndex, combine, predict_with_mirrors, select_references, signature  # noqa: E402
 from ml.places import PlacesRule, similar_places  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402
 
@@ -55,7 +54,7 @@ def embed(predictor: Predictor, paths: list[str], cache: dict):
     """Predictions (classifier decision + embedding, with the mirror view) for image files; ``cache`` by path."""
     todo = list(dict.fromkeys(p for p in paths if p not in cache))
     for i in range(0, len(todo), 64):
-        cache.update(zip(todo[i: i + 64], predict_with_mirrors(predictor, todo[i: i + 64])))
+        cache.update(zip(todo[i: i + 64], predict_with_mirrors(predictor, todo[i: i + 64]), strict=False))
     return [cache[p] for p in paths]
 
 
@@ -141,7 +140,8 @@ class Matcher:
             total = np.where(finite, own, 0.0).sum(1)
             scores[:, j] = np.where(counts > 0, total / np.maximum(counts, 1), -1.0)
         best = scores.argmax(1)
-        return [(name, (index.keys[j], float(scores[i, j]))) for i, (name, j) in enumerate(zip(names, best))]
+        return [(name, (index.keys[j], float(scores[i, j])))
+                for i, (name, j) in enumerate(zip(names, best, strict=False))]
 
 
 def decide(preds: list, group: str, rule: FewShotRule, matcher: Matcher | None, shots: int = 0) -> list:
@@ -151,7 +151,7 @@ def decide(preds: list, group: str, rule: FewShotRule, matcher: Matcher | None, 
         return [combine(p, (None, -1.0), rule) for p in preds]
     trained = set(matcher.sigs.labels)
     matches = matcher.best(group, preds, rule.profile, rule.k, shots)
-    return [combine(p, m, rule, trained) for p, m in zip(preds, matches)]
+    return [combine(p, m, rule, trained) for p, m in zip(preds, matches, strict=False)]
 
 
 def calibrate(matcher: Matcher, known_val, known_truth, neg_val, shots: int, base_known: float,
@@ -168,9 +168,10 @@ def calibrate(matcher: Matcher, known_val, known_truth, neg_val, shots: int, bas
                 for max_rest in MAX_RESTS:
                     rule = FewShotRule(float(threshold), override, profile=profile, max_rest=max_rest)
                     known = share(d.label == t for d, t in
-                                  zip(decide(known_val, "val", rule, matcher, shots), known_truth))
+                                  zip(decide(known_val, "val", rule, matcher, shots), known_truth, strict=False))
                     neg = share(d.label is None for d in decide(neg_val, "neg val", rule, matcher, shots))
-                    hits = share(combine(p, m, rule, trained).label == name for p, (name, m) in zip(loo_preds, loo))
+                    hits = share(combine(p, m, rule, trained).label == name
+                                 for p, (name, m) in zip(loo_preds, loo, strict=False))
                     rows.append((rule, known, neg, hits))
     return best_rule(rows, base_known, base_neg), rows
 
@@ -243,7 +244,8 @@ def main() -> int:
     matcher = Matcher(sigs, trained_refs, enrol_preds)
 
     base = FewShotRule()
-    base_known_val = share(d.label == t for d, t in zip(decide(known_val, "val", base, None), known_val_truth))
+    base_known_val = share(d.label == t
+                           for d, t in zip(decide(known_val, "val", base, None), known_val_truth, strict=False))
     base_neg_val = share(d.label is None for d in decide(neg_val, "neg val", base, None))
     rule, grid = calibrate(matcher, known_val, known_val_truth, neg_val, args.shots, base_known_val, base_neg_val)
     print(f"chosen rule: {rule}")
@@ -251,14 +253,16 @@ def main() -> int:
     def measure(rule: FewShotRule, m: Matcher | None, shots: int = args.shots) -> dict:
         new = decide(new_test, "new test", rule, m, shots)
         known = decide(known_test, "test", rule, m, shots)
-        row = {"new landmarks top-1": share(d.label == t for d, t in zip(new, new_truth))}
+        row = {"new landmarks top-1": share(d.label == t for d, t in zip(new, new_truth, strict=False))}
         for src in sources:
-            row[f"new {src} top-1"] = share(d.label == t for d, t in zip(new, new_truth) if source[t] == src)
+            row[f"new {src} top-1"] = share(d.label == t for d, t in zip(new, new_truth, strict=False)
+                                            if source[t] == src)
         row["new landmarks: maybe, right landmark"] = share(d.tier == "maybe" and d.label == t
-                                                            for d, t in zip(new, new_truth))
-        row["trained landmarks accepted and correct"] = share(d.label == t for d, t in zip(known, known_test_truth))
+                                                            for d, t in zip(new, new_truth, strict=False))
+        row["trained landmarks accepted and correct"] = share(d.label == t
+                                                              for d, t in zip(known, known_test_truth, strict=False))
         row["trained landmarks sure and correct"] = share(d.tier == "sure" and d.label == t
-                                                          for d, t in zip(known, known_test_truth))
+                                                          for d, t in zip(known, known_test_truth, strict=False))
         row["test negatives rejected"] = share(d.label is None for d in decide(neg_test, "neg test", rule, m, shots))
         if outlier_test:
             row["unseen foreign landmarks rejected"] = share(d.label is None for d in
@@ -279,7 +283,7 @@ def main() -> int:
     decisions = decide(new_test, "new test", rule, matcher, args.shots)
     per_class = {}
     for c in new_classes:
-        mine = [d for d, t in zip(decisions, new_truth) if t == c]
+        mine = [d for d, t in zip(decisions, new_truth, strict=False) if t == c]
         per_class[c] = {"source": source[c], "photos": len(enrol_paths[c]) + len(new_test_paths[c]),
                         "shots": len(enrol_paths[c]), "test": len(mine), "top-1": share(d.label == c for d in mine)}
     per_source = {src: {"landmarks": sum(source[c] == src for c in new_classes),
@@ -294,7 +298,7 @@ def main() -> int:
     for label, m in (("without enrolment", None), ("with enrolment", matcher)):
         known = decide(known_test, "test", rule, m, args.shots)
         for src in sorted(set(known_test_source)):
-            mine = [(d, t) for d, t, s in zip(known, known_test_truth, known_test_source) if s == src]
+            mine = [(d, t) for d, t, s in zip(known, known_test_truth, known_test_source, strict=False) if s == src]
             trained_by_source.setdefault(src, {"photos": len(mine)})[label] = share(d.label == t for d, t in mine)
     result = {"bundle": predictor.version, "arch": predictor.info.arch, "seed": seed, "data": args.data,
               "trained_landmarks": len(predictor.labels),
@@ -322,7 +326,7 @@ def outcome_breakdown(decisions, truth, new: set, index: ReferenceIndex, signatu
     scores = index.scores(signatures)
     rows = defaultdict(int)
     in_places = 0
-    for d, t, row in zip(decisions, truth, scores):
+    for d, t, row in zip(decisions, truth, scores, strict=False):
         if d.tier == "maybe" and d.label == t:
             rows["maybe, the right landmark"] += 1
             continue

@@ -28,9 +28,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from ml import images  # noqa: E402
+
 from factories import build_app, make_config  # noqa: E402
 from hostile import HOSTILE_NAMES, hostile_files  # noqa: E402
-from ml import images  # noqa: E402
 
 
 def main() -> int:
@@ -104,9 +105,10 @@ def fuzz_editor_api(app, cases: int):
     """Hostile requests to the editors' API with a valid editor token: (table, failures, seconds)."""
     from urllib.parse import quote
 
+    from webapp.cli import upsert_landmarks
+
     from auth_helpers import api_headers, make_user
     from factories import SAMPLE_CATALOG
-    from webapp.cli import upsert_landmarks
 
     with app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
@@ -188,7 +190,7 @@ def report(table, failures, total, elapsed) -> str:
     lines = [
         "# Upload fuzzing",
         "",
-        f"`bench/fuzz.py --cases N` sends hostile files through the real upload path (`POST /api/v1/recognitions`,",
+        "`bench/fuzz.py --cases N` sends hostile files through the real upload path (`POST /api/v1/recognitions`,",
         "Flask test client, SQLite and the embedded broker, `MAX_UPLOAD_MB=1`) with hostile file names and a",
         "lying `Content-Type`. Strategies: `tests/hostile.py` (hypothesis). A case fails on any answer other",
         "than 202/400/413/415, on an echoed file name, or when an accepted file would not decode in the worker.",
@@ -203,7 +205,8 @@ def report(table, failures, total, elapsed) -> str:
     for family in families:
         lines.append(f"| {family} | " + " | ".join(str(table.get((family, s), 0)) for s in statuses) + " |")
     lines += ["", "202: accepted and queued (a valid image, possibly with trailing junk, which the re-encoded",
-              "copy drops); 400: empty, more than `MAX_IMAGE_PIXELS` (decompression bombs) or `MAX_DECODE_MB`; 413: over",
+              "copy drops); 400: empty, more than `MAX_IMAGE_PIXELS` (decompression bombs) or `MAX_DECODE_MB`; "
+              "413: over",
               "`MAX_UPLOAD_MB`; 415: not an image we accept (other formats, damaged data).", ""]
     if failures:
         lines += ["## Failures", ""] + [f"- {line}" for line in failures[:50]] + [""]

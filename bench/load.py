@@ -216,7 +216,8 @@ def main() -> int:
     stack = Stack(Path(tempfile.mkdtemp(prefix="load-")), args.database, args.broker)
     stack.prepare()
     photos = [p.read_bytes() if isinstance(p, Path) else p for p, _ in sample_photos(per_class=3, classes=10)]
-    threads = args.model_threads or (1 if args.worker_pool == "prefork" or args.worker_processes > 1 else os.cpu_count())
+    threads = args.model_threads or (1 if args.worker_pool == "prefork" or args.worker_processes > 1
+                                     else os.cpu_count())
     for _ in range(args.worker_processes):
         stack.start_worker(args.worker_concurrency, args.worker_pool, INFERENCE_THREADS=str(threads))
     server = Server(stack, args.web_workers)
@@ -237,7 +238,8 @@ def main() -> int:
         with args.out.open("a", encoding="utf-8") as fh:
             fh.write(f"\n## bench/load.py, {time.strftime('%Y-%m-%d %H:%M')} UTC\n\n"
                      f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; gunicorn "
-                     f"{args.web_workers}×4 threads, {args.worker_processes} Celery worker(s) --pool {args.worker_pool} "
+                     f"{args.web_workers}×4 threads, {args.worker_processes} Celery worker(s) "
+                     f"--pool {args.worker_pool} "
                      f"--concurrency {args.worker_concurrency}, INFERENCE_THREADS={threads}, Redis, PostgreSQL, "
                      "all on this machine.\n\n")
             for step in steps:

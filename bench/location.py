@@ -18,7 +18,8 @@ The rule (``ml.location.LocationRule``) is calibrated on the validation side (va
 calibration non-landmarks and seen foreign monuments, half the never-seen monuments by class): the rule with
 the most sure-and-right known photos whose sure answers stay ≥ 98 % right over every calibration scenario,
 that gives the never-seen monuments no more sure answers than without a position, and that loses the sure
-answer of at most 15 % of the clear right answers under wrong GPS (a wrong sure one: never, by construction). Reported on the test side; docs/location.md.
+answer of at most 15 % of the clear right answers under wrong GPS (a wrong sure one: never, by construction).
+Reported on the test side; docs/location.md.
 """
 from __future__ import annotations
 
@@ -121,21 +122,22 @@ def scenarios(side: str, groups, decisions, places, rng) -> dict[str, list[tuple
         far = [k for k in keys if haversine_km(*places[key], *places[k]) >= 100]
         return places[far[rng.integers(len(far))]]
 
-    foreign = [(d, Path(p).parent.name) for d, p in zip(decisions[f"{side} outliers"], groups[f"{side} outliers"])]
+    foreign = [(d, Path(p).parent.name)
+               for d, p in zip(decisions[f"{side} outliers"], groups[f"{side} outliers"], strict=False)]
     monuments = list(MONUMENTS.values())
     cities = list(CITIES.values())
     return {
-        "known, near": [(d, t, jitter(rng, places[t]), False) for d, t in zip(known, truth)],
+        "known, near": [(d, t, jitter(rng, places[t]), False) for d, t in zip(known, truth, strict=False)],
         "negatives, in towns": [(d, None, jitter(rng, cities[rng.integers(len(cities))], uniform_km=5), False)
                                 for d in decisions[f"{side} negatives"]],
         "seen foreign, abroad": [(d, None, jitter(rng, MONUMENTS[name]), True) for d, name in foreign],
         "unseen, abroad": [(d, None, jitter(rng, MONUMENTS[Path(p).parent.name]), True)
-                           for d, p in zip(decisions[f"{side} unseen"], groups[f"{side} unseen"])],
+                           for d, p in zip(decisions[f"{side} unseen"], groups[f"{side} unseen"], strict=False)],
         "unseen, at our spots": [(d, None, jitter(rng, places[keys[rng.integers(len(keys))]]), False)
                                  for d in decisions[f"{side} unseen"]],
-        "wrong GPS": [(d, t, jitter(rng, elsewhere(t)), False) for d, t in zip(known, truth)],
+        "wrong GPS": [(d, t, jitter(rng, elsewhere(t)), False) for d, t in zip(known, truth, strict=False)],
         "wrong GPS, abroad": [(d, t, jitter(rng, monuments[rng.integers(len(monuments))]), True)
-                              for d, t in zip(known, truth)],
+                              for d, t in zip(known, truth, strict=False)],
     }
 
 
@@ -144,10 +146,11 @@ def measure(rows, places, tiers, rule, use_position: bool) -> dict:
     truth = [t for _, t, _, _ in rows]
     sure = np.array([o.decision.tier == "sure" for o in out])
     first = [o.decision.suggestions[0] if o.decision.suggestions else None for o in out]
-    right = np.array([f == t and t is not None for f, t in zip(first, truth)])
+    right = np.array([f == t and t is not None for f, t in zip(first, truth, strict=False)])
     raw_sure_right = np.array([d.tier == "sure" and d.label == t for d, t, _, _ in rows])
     return {"photos": len(rows), "top-1": float(right.mean()) if truth[0] else float("nan"),
-            "sure": float(sure.mean()), "sure right": int((sure & right).sum()), "sure wrong": int((sure & ~right).sum()),
+            "sure": float(sure.mean()), "sure right": int((sure & right).sum()),
+            "sure wrong": int((sure & ~right).sum()),
             "named": float(np.mean([o.decision.tier != "unknown" for o in out])),
             "clear right": int(raw_sure_right.sum()),
             "clear right → wrong sure": int((raw_sure_right & sure & ~right).sum()),
@@ -167,15 +170,17 @@ def precision(results: dict, names=None) -> float:
 
 
 def calibrate(val_rows, places, tiers) -> tuple[LocationRule, list]:
-    foreign = [d.top5[0][1] for name in ("seen foreign, abroad", "unseen, abroad") for d, *_ in val_rows[name] if d.top5]
+    foreign = [d.top5[0][1] for name in ("seen foreign, abroad", "unseen, abroad") for d, *_ in val_rows[name]
+               if d.top5]
     unmistakable = float(np.ceil(max(np.quantile(foreign, 1 - UNMISTAKABLE_SHARE), tiers.sure) * 100) / 100)
     base = evaluate(val_rows, places, tiers, LocationRule(), use_position=False)
     tried = []
     for values in itertools.product(*GRID.values()):
-        rule = LocationRule(**dict(zip(GRID, values)), unmistakable=unmistakable)
+        rule = LocationRule(**dict(zip(GRID, values, strict=False)), unmistakable=unmistakable)
         r = evaluate(val_rows, places, tiers, rule)
         lost = r["wrong GPS"]["clear right → not sure"] / max(1, r["wrong GPS"]["clear right"])
-        ok = (precision(r) >= SURE_PRECISION and r["unseen, at our spots"]["sure"] <= base["unseen, at our spots"]["sure"]
+        ok = (precision(r) >= SURE_PRECISION
+              and r["unseen, at our spots"]["sure"] <= base["unseen, at our spots"]["sure"]
               and lost <= MAX_LOST and r["wrong GPS"]["clear right → wrong sure"] == 0)
         tried.append((rule, r["known, near"]["sure right"], lost, precision(r), ok))
     # ties: the fewer lost under wrong GPS, the wider prior (landmarks that are whole areas), the higher own bar
@@ -212,19 +217,22 @@ def main() -> int:
     cache = Path(args.cache or Path(tempfile.gettempdir()) / f"location-scores-{predictor.version}.npz")
     scores = model_scores(predictor, groups, cache)
     zero, rule = np.zeros(1, np.float32), FewShotRule.from_bundle(predictor.info.extra)
-    decisions = {name: [combine(predictor.decide(p, zero), (None, -1.0), rule) for p in s] for name, s in scores.items()}
+    decisions = {name: [combine(predictor.decide(p, zero), (None, -1.0), rule) for p in s]
+                 for name, s in scores.items()}
     places, tiers = catalog(), predictor.tiers
     rng = np.random.default_rng(args.seed)
     val, test = scenarios("val", groups, decisions, places, rng), scenarios("test", groups, decisions, places, rng)
     chosen, tried = calibrate(val, places, tiers)
     without, with_ = evaluate(test, places, tiers, chosen, use_position=False), evaluate(test, places, tiers, chosen)
-    val_without, val_with = evaluate(val, places, tiers, chosen, use_position=False), evaluate(val, places, tiers, chosen)
+    val_without = evaluate(val, places, tiers, chosen, use_position=False)
+    val_with = evaluate(val, places, tiers, chosen)
     ok = [t for t in tried if t[4]]
     lines = [
         "# Where the photo was taken: GPS as evidence", "",
         "Measured by `python bench/location.py --data ../shared/data/landmarks-vn20 ../shared/data/landmarks-vn30 "
         "--negatives ../shared/data/negatives --outliers ../shared/data/landmarks-elsewhere` "
-        f"(seed {args.seed}) on {platform.node() or 'this machine'} ({platform.machine()}, {platform.processor() or 'CPU'}, "
+        f"(seed {args.seed}) on {platform.node() or 'this machine'} "
+        f"({platform.machine()}, {platform.processor() or 'CPU'}, "
         f"Python {platform.python_version()}), bundle `{predictor.version}` (LiteRT float model, scores cached).", "",
         "GPS-tagged variants of the bundle's own validation and test photos, positions only in memory "
         "(scenarios: `bench/location.py`). The rule (`ml/location.py`) is calibrated on the validation side and "

@@ -65,8 +65,8 @@ def main() -> int:
         part = unseen[start: start + 64]
         probs, embeddings = predictor.predict_arrays(predictor.preprocess([s.path for s in part]), exact=True)
         sigs = np.stack([signature(predictor.decide(p, e), predictor.labels, rule.profile)
-                         for p, e in zip(probs, embeddings)])
-        for s, scores in zip(part, index.scores(sigs)):
+                         for p, e in zip(probs, embeddings, strict=False)])
+        for s, scores in zip(part, index.scores(sigs), strict=False):
             rows.append((s, similar_places(scores, index.keys, places)))
     with_places = [(s, found) for s, found in rows if found]
     truth = lambda s: KIND[dataset.classes[s.label]]  # noqa: E731
@@ -98,7 +98,8 @@ def main() -> int:
             continue
         seen.add(name)
         shown = ", ".join(f"{k} ({KIND[k]}, {sim:.2f})" for k, sim in found)
-        lines.append(f"| `{Path(s.path).parent.parent.name}/{name}/{Path(s.path).name}` | {name} ({KIND[name]}) | {shown} |")
+        lines.append(f"| `{Path(s.path).parent.parent.name}/{name}/{Path(s.path).name}` "
+                     f"| {name} ({KIND[name]}) | {shown} |")
     Path(args.doc).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

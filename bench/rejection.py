@@ -40,6 +40,7 @@ from ml.places import calibrate_floor, landmark_outputs  # noqa: E402
 from ml.predictor import Predictor  # noqa: E402
 from ml.tiers import TierRule, calibrate, tiers_of  # noqa: E402
 
+
 @dataclass
 class Outputs:
     probs: np.ndarray  # landmark columns only
@@ -66,7 +67,8 @@ def groups(predictor: Predictor, data: list[str], negatives: str, outliers: str)
         "_labels": {name: np.array([s.label for s in g[name]]) for name in ("calibration landmarks", "test landmarks")}}
 
 
-def study(bundle: str, data: list[str], negatives: str, outliers: str, transfer: dict | None = None) -> tuple[dict, dict]:
+def study(bundle: str, data: list[str], negatives: str, outliers: str,
+          transfer: dict | None = None) -> tuple[dict, dict]:
     """Every rule calibrated on this bundle's calibration photos and measured on its test photos; with
     ``transfer``, also rules calibrated on another bundle (a leave-out model's unknown-aware rules)."""
     predictor = Predictor(bundle, runtime="litert", fast_path=False)
@@ -88,7 +90,8 @@ def study(bundle: str, data: list[str], negatives: str, outliers: str, transfer:
     }
     unknown = out["calibration unseen landmarks"]
     if len(unknown.probs):
-        rules["prob+margin, unknown-aware"] = calibrate(cal_known.probs, cal_labels, o_probs, maybe, unknown=unknown.probs)
+        rules["prob+margin, unknown-aware"] = calibrate(cal_known.probs, cal_labels, o_probs, maybe,
+                                                        unknown=unknown.probs)
         rules["prob+margin+knn, unknown-aware"] = calibrate(
             cal_known.probs, cal_labels, o_probs, maybe, known_similarity=cal_known.similarity, other_similarity=o_sims,
             unknown=unknown.probs, unknown_similarity=unknown.similarity)
@@ -127,7 +130,8 @@ def measure(rule: TierRule, out: dict, test_labels: np.ndarray) -> dict:
     if len(unseen):
         row["unseen landmarks sure"] = float(np.mean(unseen == 0))
         row["unseen landmarks not known"] = float(np.mean(unseen == 2))
-    others_sure = sum(int((tier(n) == 0).sum()) for n in ("test negatives", "test outliers", "unseen outliers", "unseen landmarks"))
+    others_sure = sum(int((tier(n) == 0).sum())
+                      for n in ("test negatives", "test outliers", "unseen outliers", "unseen landmarks"))
     sure = int((known == 0).sum()) + others_sure
     row["sure precision"] = float(((known == 0) & correct).sum() / sure) if sure else 1.0
     return row
@@ -138,7 +142,8 @@ def places_floor(out: dict) -> dict:
     floor = calibrate_floor(out["calibration negatives"].places).min_similarity
     share = lambda name: float(np.mean(out[name].places >= floor)) if len(out[name].places) else float("nan")  # noqa: E731
     return {"min_similarity": floor, "test negatives with places": share("test negatives"),
-            "unseen outliers with places": share("unseen outliers"), "unseen landmarks with places": share("unseen landmarks")}
+            "unseen outliers with places": share("unseen outliers"),
+            "unseen landmarks with places": share("unseen landmarks")}
 
 
 def table(results: dict, rules: dict) -> list[str]:
@@ -148,7 +153,8 @@ def table(results: dict, rules: dict) -> list[str]:
     for name, row in results.items():
         r = rules[name]
         sim = f"{r.min_similarity:.3f}" if r.min_similarity > -1 else "–"
-        lines.append(f"| {name} | {r.sure:.2f} | {r.margin:.2f} | {sim} | " + " | ".join(f"{row[c]:.1%}" for c in cols) + " |")
+        lines.append(f"| {name} | {r.sure:.2f} | {r.margin:.2f} | {sim} | "
+                     + " | ".join(f"{row[c]:.1%}" for c in cols) + " |")
     return lines
 
 

@@ -75,7 +75,8 @@ def accuracy(predictor: Predictor, images: list[Image.Image], labels: np.ndarray
     top5 = np.argsort(-probs, 1)[:, :5]
     correct = probs.argmax(1) == labels
     sure = tiers_of(probs, predictor.tiers) == 0
-    return {"top1": float(correct.mean()), "top5": float(np.mean([l in r for l, r in zip(labels, top5)])),
+    return {"top1": float(correct.mean()),
+            "top5": float(np.mean([lab in r for lab, r in zip(labels, top5, strict=False)])),
             "sure and correct": float(np.mean(sure & correct))}
 
 

@@ -73,7 +73,8 @@ WORKERS = {
                                                        INFERENCE_RUNTIME="litert", INFERENCE_MAX_BATCH="32",
                                                        INFERENCE_THREADS="1", INFERENCE_FAST_PATH="0"),
 }
-DEFAULT_KINDS = ("ours", "ours, float model only", f"ours, {CORES} processes", f"ours, {CORES} processes, float model only")
+DEFAULT_KINDS = ("ours", "ours, float model only", f"ours, {CORES} processes",
+                 f"ours, {CORES} processes, float model only")
 
 GPU = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "KERAS_BACKEND": "jax"}
 GPU_WORKERS = {
@@ -370,7 +371,8 @@ def report(results: list[dict]) -> list[str]:
     lines = [f"| {r['photos']} ({r['photo_bytes'] / 1e6:.2f} MB) | {r['kind']} | {r['done']} | {r['failed']} | "
              f"{r['unfinished']} | {r['per_second']:.1f} | "
              + (f"{r['ceiling']:.1f} | **{100 * r['per_second'] / r['ceiling']:.0f} %** | "
-                f"{100 * r['per_cpu_second'] / r['ceiling_per_cpu_second']:.0f} % | " if "ceiling" in r else "— | — | — | ")
+                f"{100 * r['per_cpu_second'] / r['ceiling_per_cpu_second']:.0f} % | "
+                if "ceiling" in r else "— | — | — | ")
              + f"{r['mean_batch']:.1f} / {r['max_batch']} | {r['decode_ms']:.1f} |" for r in results]
     table = ["| photos | worker | done | failed | unfinished | photos/s | model-only ceiling (images/s) | "
              "worker / ceiling | same, per CPU second | batch mean / max | decode ms |",

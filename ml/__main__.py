@@ -88,8 +88,10 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(
         data=args.data, arch=args.arch, out=args.work_dir or f"{args.out.rstrip('/')}.run",
-        negatives=args.negatives, outliers=args.outliers, stem_cache=args.stem_cache, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, views=args.views, max_views=args.max_views, balance=not args.no_balance, fine_tune_from=args.fine_tune_from, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
+        negatives=args.negatives, outliers=args.outliers, stem_cache=args.stem_cache, weights=args.weights,
+        epochs=args.epochs, head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs, views=args.views, max_views=args.max_views,
+        balance=not args.no_balance, fine_tune_from=args.fine_tune_from, lr=args.lr, fine_tune_lr=args.fine_tune_lr,
         img_size=args.img_size, batch_size=args.batch_size, seed=args.seed, max_per_class=args.max_per_class,
     )
     result = run(cfg)

@@ -21,7 +21,8 @@ import numpy as np
 
 ARCHS = ["lenet5", "alexnet", "vgg16", "bknet", "mobilenetv2", "efficientnet_lite0"]
 TRANSFER = {"mobilenetv2", "efficientnet_lite0"}
-WEIGHT_FILES = {"mobilenetv2": "mobilenet_v2_1.0_224_no_top.weights.h5", "efficientnet_lite0": "efficientnet_lite0.keras"}
+WEIGHT_FILES = {"mobilenetv2": "mobilenet_v2_1.0_224_no_top.weights.h5",
+                "efficientnet_lite0": "efficientnet_lite0.keras"}
 
 # Per-architecture TrainConfig fields for each budget. "cpu" fits the whole comparison in about
 # 40 minutes on 2 CPU cores; "full" is the study's input sizes with a GPU-sized schedule.
@@ -64,14 +65,19 @@ class Row:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder-per-class dataset")
-    parser.add_argument("--negatives", help="accepted for symmetry with train; the comparison trains without a background class")
+    parser.add_argument("--negatives",
+                        help="accepted for symmetry with train; the comparison trains without a background class")
     parser.add_argument("--out", default="runs/compare", help="runs folder (one sub-folder per architecture)")
-    parser.add_argument("--doc", default="docs/architectures.md", help="markdown file whose results section is rewritten")
-    parser.add_argument("--weights-dir", help="folder with the offline ImageNet files (else Keras downloads MobileNetV2)")
+    parser.add_argument("--doc", default="docs/architectures.md",
+                        help="markdown file whose results section is rewritten")
+    parser.add_argument("--weights-dir",
+                        help="folder with the offline ImageNet files (else Keras downloads MobileNetV2)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
-    parser.add_argument("--archs", nargs="+", choices=ARCHS, default=ARCHS, metavar="ARCH", help=f"subset of: {' '.join(ARCHS)}")
+    parser.add_argument("--archs", nargs="+", choices=ARCHS, default=ARCHS, metavar="ARCH",
+                        help=f"subset of: {' '.join(ARCHS)}")
     parser.add_argument("--set", nargs="+", default=[], metavar="ARCH.FIELD=VALUE", dest="overrides",
-                        help="override a TrainConfig field for one architecture, e.g. vgg16.img_size=48 bknet.epochs=40")
+                        help="override a TrainConfig field for one architecture, "
+                             "e.g. vgg16.img_size=48 bknet.epochs=40")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--remeasure", action="store_true",
                         help="no training: re-measure images/s of the models already in OUT (best on a quiet machine)")
@@ -93,7 +99,8 @@ def main(args: argparse.Namespace) -> int:
         meta = {"budget": args.budget, "data": args.data, "seed": args.seed, "machine": machine()}
         results_file.write_text(json.dumps({**meta, "rows": [asdict(r) for r in ordered]}, indent=1))
         write_results(args.doc, ordered, meta)
-        print(f"{name}: top-1 {rows[name].top1:.1%}, top-5 {rows[name].top5:.1%}, {rows[name].train_seconds:.0f} s", flush=True)
+        print(f"{name}: top-1 {rows[name].top1:.1%}, top-5 {rows[name].top5:.1%}, "
+              f"{rows[name].train_seconds:.0f} s", flush=True)
     return 0
 
 
@@ -136,7 +143,8 @@ def train_and_measure(name: str, args, settings: dict, out: Path) -> Row:
     top1, top5 = evaluate(arch, result.split.test)
     used: dict[str, Any] = {"img_size": arch.img_size, "batch_size": cfg.batch_size}
     if name in TRANSFER:
-        used.update(views=cfg.views, head_epochs=_ran(result.history, "head"), fine_tune_epochs=_ran(result.history, "fine_tune"),
+        used.update(views=cfg.views, head_epochs=_ran(result.history, "head"),
+                    fine_tune_epochs=_ran(result.history, "fine_tune"),
                     planned=f"{cfg.head_epochs}+{cfg.fine_tune_epochs}", lr=cfg.lr, fine_tune_lr=cfg.fine_tune_lr)
     else:
         used.update(epochs=_ran(result.history, "scratch"), planned=cfg.epochs, lr=cfg.lr, patience=cfg.patience)
@@ -273,13 +281,15 @@ def write_results(doc: str, rows: list[Row], meta: dict) -> None:
         "Same group-aware 70/30 split for every network (validation carved from the 70 %); "
         "test = the 30 %, whole photos, no test-time augmentation.",
         "",
-        "| network | parameters | GFLOPs / image | input | training time | inference img/s (Keras, batch 32) | test top-1 | test top-5 |",
+        "| network | parameters | GFLOPs / image | input | training time | inference img/s (Keras, batch 32) "
+        "| test top-1 | test top-5 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r.arch} | {r.params / 1e6:.2f} M | {r.flops / 1e9:.3f} | {r.settings['img_size']} px "
                      f"| {_duration(r.train_seconds)} | {r.images_per_s:.0f} | {r.top1:.1%} | {r.top5:.1%} |")
-    lines += ["", "Exact settings (epochs run, planned in brackets; AdamW, label smoothing 0.1, the augmentation of `ml.pipeline`):", ""]
+    lines += ["", "Exact settings (epochs run, planned in brackets; AdamW, label smoothing 0.1, "
+              "the augmentation of `ml.pipeline`):", ""]
     for r in rows:
         s = r.settings
         if r.arch in TRANSFER:
@@ -301,7 +311,8 @@ def _duration(seconds: float) -> str:
 
 def _replace_section(doc: str, begin: str, end: str, body: str) -> None:
     path = Path(doc)
-    text = path.read_text() if path.exists() else f"# Architectures\n\n{TABLES_BEGIN}\n{TABLES_END}\n\n{DOC_BEGIN}\n{DOC_END}\n"
+    text = (path.read_text() if path.exists()
+            else f"# Architectures\n\n{TABLES_BEGIN}\n{TABLES_END}\n\n{DOC_BEGIN}\n{DOC_END}\n")
     if begin not in text:
         text += f"\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)

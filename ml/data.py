@@ -8,9 +8,9 @@ import hashlib
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -73,14 +73,14 @@ class Split:
         Path(path).write_text(json.dumps(data, indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> "Split":
+    def load(cls, path: Path) -> Split:
         data = json.loads(Path(path).read_text())
-        parts = {p: [Sample(f, l, g) for f, l, g in data[f"{p}_files"]] for p in ("train", "val", "test")}
+        parts = {p: [Sample(f, label, g) for f, label, g in data[f"{p}_files"]] for p in ("train", "val", "test")}
         skipped = [(s["file"], s["reason"]) for s in data.get("skipped", [])]
         return cls(data["classes"], parts["train"], parts["val"], parts["test"], data["seed"], skipped)
 
 
-DataDirs = Union[str, Path, Sequence[Union[str, Path]]]  # one dataset folder, several, or a folder of them
+DataDirs = str | Path | Sequence[str | Path]  # one dataset folder, several, or a folder of them
 
 
 def dataset_roots(data_dirs: DataDirs) -> list[Path]:
@@ -170,7 +170,7 @@ def group_duplicates(samples: list[Sample], max_bits: int = NEAR_DUPLICATE_BITS)
         h = hashes[idx]
         xor = h[:, None] ^ h[None, :]
         distance = np.unpackbits(xor.view(np.uint8).reshape(len(idx), len(idx), 8), axis=-1).sum(-1)
-        for a, b in zip(*np.nonzero(np.triu(distance <= max_bits, k=1))):
+        for a, b in zip(*np.nonzero(np.triu(distance <= max_bits, k=1)), strict=True):
             parent[find(idx[a])] = find(idx[b])
     roots: dict[int, int] = {}
     return [Sample(s.path, s.label, roots.setdefault(find(i), len(roots))) for i, s in enumerate(samples)]
@@ -207,7 +207,8 @@ def split_negatives(folder: str | None, seed: int) -> dict:
     files = sorted(s.path for s in scan_flat(folder))
     np.random.default_rng(seed).shuffle(files)  # keep: changes every split
     n = len(files)
-    parts["train"], parts["val"], parts["test"] = files[: int(0.4 * n)], files[int(0.4 * n): int(0.6 * n)], files[int(0.6 * n):]
+    parts["train"], parts["val"], parts["test"] = (files[: int(0.4 * n)], files[int(0.4 * n): int(0.6 * n)],
+                                                   files[int(0.6 * n):])
     return parts
 
 

@@ -52,7 +52,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     conf, pred = probs.max(1), probs.argmax(1)
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         mask = (conf > lo) & (conf <= hi)
         if mask.any():
             ece += mask.mean() * abs(np.mean(pred[mask] == labels[mask]) - conf[mask].mean())
@@ -75,7 +75,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
                            "f1": round(float(f1), 4), "support": int(confusion[i].sum())}
     return {
         "top1": float(np.mean(pred == labels)),
-        "top5": float(np.mean([l in row for l, row in zip(labels, top5)])),
+        "top5": float(np.mean([lab in row for lab, row in zip(labels, top5, strict=False)])),
         "ece": expected_calibration_error(probs, labels),
         "per_class": per_class,
         "confusion": confusion.tolist(),
@@ -100,7 +100,8 @@ def tier_shares(predictor: Predictor, probs: np.ndarray, labels: np.ndarray | No
     if not len(probs):
         return {}
     tiers = tiers_of(probs, predictor.tiers)
-    shares = {"sure": float(np.mean(tiers == 0)), "maybe": float(np.mean(tiers == 1)), "unknown": float(np.mean(tiers == 2))}
+    shares = {"sure": float(np.mean(tiers == 0)), "maybe": float(np.mean(tiers == 1)),
+              "unknown": float(np.mean(tiers == 2))}
     if labels is not None:
         shares["sure_correct"] = float(np.mean((tiers == 0) & (probs.argmax(1) == labels)))
     return shares
@@ -119,7 +120,8 @@ def evaluate(bundle_dir: str | Path, data_dir, *, negatives: str | None = None, 
     labels = np.array([s.label for s in test])
     metrics = {"bundle": predictor.version, "runtime": runtime, "test_photos": len(test),
                **classification_metrics(probs, labels, predictor.labels),
-               "by_source": by_source(probs, labels, test), "tiers": {"test landmarks": tier_shares(predictor, probs, labels)}}
+               "by_source": by_source(probs, labels, test),
+               "tiers": {"test landmarks": tier_shares(predictor, probs, labels)}}
     seed = settings.get("seed", 1337)
     threshold = float(predictor.info.rejection.get("threshold", 0.0))
     if negatives:
@@ -139,10 +141,12 @@ def evaluate(bundle_dir: str | Path, data_dir, *, negatives: str | None = None, 
     if outliers:
         parts = split_outliers(outliers, seed)
         for part in ("test", "unseen"):
-            metrics["tiers"][f"{part} outliers"] = tier_shares(predictor, scores(predictor, parts[part], desc=f"{part} outliers"))
+            metrics["tiers"][f"{part} outliers"] = tier_shares(
+                predictor, scores(predictor, parts[part], desc=f"{part} outliers"))
     out = Path(out or bundle_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(_without_curve(metrics) | {"rejection_curve": metrics.get("rejection", {}).get("curve", [])}, indent=1))
+    (out / "metrics.json").write_text(json.dumps(
+        _without_curve(metrics) | {"rejection_curve": metrics.get("rejection", {}).get("curve", [])}, indent=1))
     write_plots(out, metrics, predictor.labels, Path(bundle_dir) / "history.json")
     (out / "report.md").write_text(report(metrics))
     return metrics
@@ -170,7 +174,8 @@ def report(m: dict) -> str:
     for group, t in m.get("tiers", {}).items():
         if t:
             correct = f" (sure and correct {t['sure_correct']:.1%})" if "sure_correct" in t else ""
-            lines.append(f"- {group}: sure {t['sure']:.1%}{correct}, maybe {t['maybe']:.1%}, not known {t['unknown']:.1%}")
+            lines.append(f"- {group}: sure {t['sure']:.1%}{correct}, maybe {t['maybe']:.1%}, "
+                         f"not known {t['unknown']:.1%}")
     lines += ["", "| class | precision | recall | F1 | photos |", "|---|---|---|---|---|"]
     lines += [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
               for c, v in m["per_class"].items()]
@@ -213,7 +218,7 @@ def write_plots(out: Path, m: dict, classes: list[str], history_file: Path) -> N
         offset = 0
         for phase, h in history.items():
             epochs = np.arange(offset + 1, offset + 1 + len(h.get("loss", [])))
-            for ax, key in zip(axes, ("loss", "accuracy")):
+            for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
                 ax.plot(epochs, h.get(key, []), label=f"{phase} train")
                 ax.plot(epochs, h.get(f"val_{key}", []), "--", label=f"{phase} val")
                 ax.set_title(key)

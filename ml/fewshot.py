@@ -21,6 +21,7 @@ its own in ``bundle.json`` under ``"fewshot"``.
 """
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,7 @@ class FewShotRule:
     max_rest: float = 0.9
 
     @classmethod
-    def from_bundle(cls, meta: dict) -> "FewShotRule":
+    def from_bundle(cls, meta: dict) -> FewShotRule:
         fields = ("threshold", "override", "k", "profile", "max_rest")
         return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in fields})
 
@@ -69,7 +70,7 @@ def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> 
     the float model even where an int8 fast path serves, as signatures are compared with stored ones)."""
     if len(predictions):
         flipped = np.ascontiguousarray(batch[:, :, ::-1])  # (N, H, W, C): W reversed
-        for prediction, mirror in zip(predictions, predictor.predict_batch(flipped, exact=True)):
+        for prediction, mirror in zip(predictions, predictor.predict_batch(flipped, exact=True), strict=False):
             prediction.mirror = mirror
 
 
@@ -119,7 +120,7 @@ class ReferenceIndex:
             out[:, j] = -np.sort(-own, axis=1)[:, :k].mean(1)  # the k largest, averaged
         return out
 
-    def best(self, queries: np.ndarray, scores: np.ndarray | None = None) -> list[tuple[str, float]]:
+    def best(self, queries: np.ndarray, scores: np.ndarray | None = None) -> list[tuple[str | None, float]]:
         """The most similar landmark of each query (``scores``: their ``scores`` when already computed)."""
         if not len(self):
             return [(None, -1.0)] * len(queries)
@@ -139,7 +140,7 @@ class Decision:
 
 
 def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule,
-            trained: set[str] = frozenset()) -> Decision:
+            trained: AbstractSet[str] = frozenset()) -> Decision:
     """The classifier's prediction and the best reference match → one decision."""
     key, similarity = reference
     if key is not None and key not in trained and similarity >= rule.threshold and reference_may_win(prediction, rule):
@@ -159,7 +160,7 @@ def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule
         return [combine(p, (None, -1.0), rule) for p in predictions]
     if signatures is None:
         signatures = np.stack([signature(p, labels, rule.profile) for p in predictions])
-    return [combine(p, m, rule, set(labels)) for p, m in zip(predictions, index.best(signatures, scores))]
+    return [combine(p, m, rule, set(labels)) for p, m in zip(predictions, index.best(signatures, scores), strict=False)]
 
 
 REFERENCES_FILE = "references.npz"  # in a bundle: a few signatures per trained landmark

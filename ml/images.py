@@ -10,10 +10,11 @@ import io
 import math
 import os
 import warnings
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, ContextManager, Union
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,7 +31,7 @@ DEFAULT_MAX_DECODE_MB = 256  # memory one decode may take at its peak (estimated
 # the decoder's peak bytes per pixel where it keeps several copies (measured: docs/security.md); else the mode's
 DECODER_BYTES_PER_PIXEL = {"WEBP": 16}
 MIN_SIDE = 8
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image
 
 # Formats a visitor may upload; training data may be in anything Pillow reads.
 UPLOAD_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"})
@@ -71,7 +72,7 @@ def decode(
     allowed_formats: frozenset[str] | None = None,
     draft_size: int | None = None,
     max_decode_mb: int = DEFAULT_MAX_DECODE_MB,
-    slot: Callable[[int], ContextManager] | None = None,
+    slot: Callable[[int], AbstractContextManager] | None = None,
 ) -> DecodedImage:
     """Decode bytes, a path or a PIL image into an RGB image, or raise ImageError.
 
@@ -93,7 +94,7 @@ def decode(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = (img.format or "").upper()
             width, height = img.size
             if width * height > max_pixels:
@@ -145,7 +146,8 @@ def load_rgb(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Im
 
 def to_array(image: Image.Image, size: int, resize: str = "bilinear") -> np.ndarray:
     """Resize an RGB image to ``size``×``size`` (whole image, aspect not kept) as float32 0..255."""
-    method = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[resize]
+    method = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+              "nearest": Image.Resampling.NEAREST}[resize]
     if image.size != (size, size):
         # reduce() first keeps big phone photos fast and alias-free.
         factor = min(image.size) // (2 * size)
@@ -224,7 +226,7 @@ def _degrees(dms, ref, positive: str, negative: str, limit: float) -> float | No
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
     try:
-        text = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+        text: Any = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)  # whatever the app wrote
         if isinstance(text, bytes):
             text = text.decode("ascii")
         return datetime.strptime(text.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
@@ -236,7 +238,7 @@ def _read_bytes(source: ImageSource) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     try:
-        with open(source, "rb") as fh:
+        with open(source, "rb") as fh:  # type: ignore[arg-type]  # an Image.Image raises TypeError (read_info)
             return fh.read()
     except OSError as exc:
         raise ImageError(f"the file could not be read ({exc.strerror or exc})") from None
@@ -250,7 +252,8 @@ def _shrink(img: Image.Image, side: int) -> Image.Image:
     if img.mode in ("RGB", "RGBA", "L", "LA", "PA", "I", "F", "CMYK", "YCbCr"):
         return img.reduce(factor)
     size = (-(-img.width // factor), -(-img.height // factor))
-    resample = Image.NEAREST if img.mode in ("P", "1") else Image.BOX  # palettes cannot be averaged
+    # palettes cannot be averaged
+    resample = Image.Resampling.NEAREST if img.mode in ("P", "1") else Image.Resampling.BOX
     return img.resize(size, resample)
 
 
@@ -258,7 +261,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # scaled to 8 bits by Pillow's integer point(), no arrays
-        top = img.getextrema()[1] or 1
+        top = cast(float, img.getextrema()[1]) or 1  # one band: (min, max)
         img = img.point(lambda v: v * (255 / top), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")

@@ -21,8 +21,8 @@ copies of the shipped bundle's validation photos (``docs/location.md``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 import numpy as np
 
@@ -72,14 +72,15 @@ def locate(decision: Decision, position: tuple[float, float] | None, catalog: Ma
         return Located(decision, None, None)
     keys = list(catalog)
     spots = np.asarray([catalog[k] for k in keys], np.float64).reshape(-1, 2)
-    km = dict(zip(keys, haversine_km(position[0], position[1], spots[:, 0], spots[:, 1]).tolist()))
+    km = dict(zip(keys, haversine_km(position[0], position[1], spots[:, 0], spots[:, 1]).tolist(), strict=False))
     nearest = min(km.values(), default=math.inf)
     where = "near" if nearest <= rule.far_km else ("abroad" if abroad else "far")
     if decision.matched_by == "reference":  # a few-shot match: a maybe already, its similarity no probability
         located = decision if where != "abroad" else _unknown(decision, decision.top5, decision.score)
     else:
         located = _weighed(decision, km, where, tiers, rule)
-    answered = located.label if located.tier == "sure" else (located.suggestions[0] if located.tier == "maybe" else None)
+    answered = (located.label if located.tier == "sure"
+                else (located.suggestions[0] if located.tier == "maybe" else None))
     distance = km.get(answered) if answered else None
     return Located(located, where, round(distance, 3) if distance is not None else None)
 

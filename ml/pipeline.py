@@ -55,7 +55,8 @@ class Augment:
         zoom = uniform(*self.scale) * LOAD_MARGIN
         flip = tf.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
         tx, ty = uniform(-self.shift, self.shift) * in_size, uniform(-self.shift, self.shift) * in_size
-        cos, sin = tf.cos(theta) * zoom * in_size / (self.size * LOAD_MARGIN), tf.sin(theta) * zoom * in_size / (self.size * LOAD_MARGIN)
+        cos = tf.cos(theta) * zoom * in_size / (self.size * LOAD_MARGIN)
+        sin = tf.sin(theta) * zoom * in_size / (self.size * LOAD_MARGIN)
         m00, m01, m10, m11 = cos * flip, -sin, sin * flip, cos
         c_out, c_in = self.size / 2.0, in_size / 2.0
         a2 = c_in + tx - (m00 * c_out + m01 * c_out)

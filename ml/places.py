@@ -22,7 +22,7 @@ class PlacesRule:
     count: int = COUNT
 
     @classmethod
-    def from_bundle(cls, meta: dict) -> "PlacesRule":
+    def from_bundle(cls, meta: dict) -> PlacesRule:
         fields = ("min_similarity", "count")
         return cls(**{k: v for k, v in (meta.get("places") or {}).items() if k in fields})
 
@@ -45,11 +45,13 @@ def landmark_outputs(predictor, paths: list, batch: int = 64) -> tuple[np.ndarra
         p, e = predictor.predict_arrays(predictor.preprocess(paths[start: start + batch]), exact=True)
         probs.append(p[:, :k])
         if index is None:
-            own.append(np.full(len(p), -1.0)), best.append(np.full(len(p), -1.0))
+            own.append(np.full(len(p), -1.0))
+            best.append(np.full(len(p), -1.0))
             continue
         scores = index.scores(np.stack([signature(predictor.decide(pi, ei), predictor.labels, rule.profile)
-                                        for pi, ei in zip(p, e)]))
-        own.append(scores[np.arange(len(p)), column[p[:, :k].argmax(1)]]), best.append(scores.max(1))
+                                        for pi, ei in zip(p, e, strict=False)]))
+        own.append(scores[np.arange(len(p)), column[p[:, :k].argmax(1)]])
+        best.append(scores.max(1))
     return np.concatenate(probs), np.concatenate(own), np.concatenate(best)
 
 

@@ -9,9 +9,9 @@ preprocessing, batching, the fast path and the answer tiers.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -32,7 +32,7 @@ class Prediction:
     score: float  # probability of the top landmark class
     top5: list[tuple[str, float]]  # the raw ranking
     embedding: np.ndarray = field(repr=False)
-    mirror: "Prediction | None" = field(default=None, repr=False)  # the mirrored photo's, for few-shot signatures
+    mirror: Prediction | None = field(default=None, repr=False)  # the mirrored photo's, for few-shot signatures
     tier: str = "unknown"  # ml.tiers: "sure", "maybe" or "unknown"
     suggestions: list[str] = field(default_factory=list)  # maybe: the candidates; unknown: the closest
 
@@ -87,7 +87,7 @@ class Predictor:
         """One prediction per image of a normalised batch (``preprocess``). ``exact``: the float model's
         outputs for every image, even with a fast path (stored few-shot signatures)."""
         probs, embeddings = self.predict_arrays(batch, exact)
-        return [self.decide(p, e) for p, e in zip(probs, embeddings)]
+        return [self.decide(p, e) for p, e in zip(probs, embeddings, strict=False)]
 
     def predict_arrays(self, batch: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Raw model outputs for a normalised batch: (probs incl. background column, embeddings)."""
@@ -105,6 +105,7 @@ class Predictor:
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
     def _fast_then_float(self, batch: np.ndarray):
+        assert self._fast is not None and self.fast_path is not None  # only run with a fast path (predict_arrays)
         probs, embeddings = self._fast(batch)
         redo = unclear(probs, len(self.labels), **self.fast_path, tiers=self.tiers)
         if redo.any():

@@ -48,8 +48,8 @@ def add_from_dataset(bundle_dir: str | Path, data_dir: str, negatives: str | Non
     settings = info.extra.get("split", {})
     dataset = subset(scan(data_dir), info.labels, allow_missing=True)
     train = split(dataset, **{k: settings[k] for k in ("test_fraction", "val_fraction", "seed") if k in settings}).train
-    negatives = split_negatives(negatives, settings.get("seed", 1337))["train"]
-    return add(bundle_dir, calibration_images(train, negatives, int(info.preprocess["size"])), **rule)
+    train_negatives = split_negatives(negatives, settings.get("seed", 1337))["train"]
+    return add(bundle_dir, calibration_images(train, train_negatives, int(info.preprocess["size"])), **rule)
 
 
 def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None) -> dict:
@@ -67,6 +67,7 @@ def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None)
     parts = split(subset(scan(data_dir), exact.labels, allow_missing=True),
                   **{k: settings[k] for k in ("test_fraction", "val_fraction", "seed") if k in settings})
     neg = split_negatives(negatives, seed)
+    groups: dict[str, list[tuple[str, str | None]]]
     groups = {"validation photos": [(s.path, exact.labels[s.label]) for s in parts.val],
               "validation negatives": [(f, None) for f in neg["val"]],
               "test photos": [(s.path, exact.labels[s.label]) for s in parts.test],
@@ -75,7 +76,7 @@ def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None)
     for name, rows in groups.items():
         if not rows:
             continue
-        answers = {"float": [], "fast path": []}
+        answers: dict[str, list] = {"float": [], "fast path": []}
         sent = 0
         for i in range(0, len(rows), 64):
             batch = exact.preprocess([f for f, _ in rows[i: i + 64]])
@@ -85,12 +86,12 @@ def compare(bundle_dir: str | Path, data_dir: str, negatives: str | None = None)
         truth = [t for _, t in rows]
         result = {"photos": len(rows), "sent_to_float": round(sent / len(rows), 3),
                   "answers_differ": sum((a.label, a.tier) != (b.label, b.tier)
-                                        for a, b in zip(answers["float"], answers["fast path"]))}
+                                        for a, b in zip(answers["float"], answers["fast path"], strict=False))}
         for kind, preds in answers.items():
             if truth[0] is None:
                 result[f"{kind}: rejected"] = round(float(np.mean([p.label is None for p in preds])), 4)
             else:
-                pairs = list(zip(preds, truth))
+                pairs = list(zip(preds, truth, strict=False))
                 result[f"{kind}: top-1"] = round(float(np.mean([p.top5[0][0] == t for p, t in pairs])), 4)
                 result[f"{kind}: top-5"] = round(float(np.mean([t in {k for k, _ in p.top5} for p, t in pairs])), 4)
         out[name] = result

@@ -8,8 +8,8 @@ float model; signatures and few-shot matching (``ml.fewshot``); where the photo 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -90,6 +90,7 @@ def recognise(predictor, photos: list[Photo], known: Knowledge) -> list[Result]:
 def looks_like(known: Knowledge, scores: np.ndarray, decisions: list) -> list[list]:
     """"Places that look like this" of unsure photos, from their reference ``scores``: catalog landmarks
     only, without the candidates a maybe answer already names."""
+    assert known.references is not None and known.places is not None  # recognise calls it only with both
     keys = known.references.keys
     elsewhere = tuple(key for key in keys if key not in known.in_catalog)
     found = []

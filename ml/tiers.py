@@ -35,7 +35,7 @@ class TierRule:
     calibration: dict = field(default_factory=dict, compare=False)  # what the numbers were chosen on
 
     @classmethod
-    def from_bundle(cls, meta: dict) -> "TierRule":
+    def from_bundle(cls, meta: dict) -> TierRule:
         tiers = meta.get("tiers")
         if tiers:
             return cls(**{k: v for k, v in tiers.items() if k in cls.__dataclass_fields__})

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -38,7 +38,7 @@ FINE_TUNE_FROM = {  # candidates: the offline Lite0 file names its layers generi
 
 @dataclass
 class TrainConfig:
-    data: "DataDirs"  # one or several folder-per-class datasets (ml.data.dataset_roots)
+    data: DataDirs  # one or several folder-per-class datasets (ml.data.dataset_roots)
     arch: str
     out: str
     negatives: str | None = None
@@ -68,7 +68,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    arch: "architectures.Architecture"
+    arch: architectures.Architecture
     split: Split
     classes: list[str]  # model outputs, background last when present
     history: dict
@@ -178,7 +178,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
     size = arch.img_size
 
     views = views_per_sample(train, cfg.views, cfg.max_views, background)
-    key = f"{cfg.arch}-{size}" + (f"-{cut_name}" if cfg.fine_tune_from else "") + ("" if cfg.source_shift else "-nosource")
+    key = (f"{cfg.arch}-{size}" + (f"-{cut_name}" if cfg.fine_tune_from else "")
+           + ("" if cfg.source_shift else "-nosource"))
     cache = StemCache(cfg.stem_cache or out / "stem-cache", key, source_shift=cfg.source_shift)
     feats_train, rows = cache.views(stem, arch, train, views)
     y_train = _onehot([train[i] for i in rows], n)
@@ -196,7 +197,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
 
     top.trainable = False
     _compile(trainer, cfg.lr, cfg.label_smoothing)
-    h1 = trainer.fit(epochs=cfg.head_epochs, callbacks=_callbacks(out, "head", cfg.patience, cfg.head_epochs, on_epoch), **fit)
+    h1 = trainer.fit(epochs=cfg.head_epochs,
+                     callbacks=_callbacks(out, "head", cfg.patience, cfg.head_epochs, on_epoch), **fit)
 
     top.trainable = True  # batch norm stays in inference mode: `top` is called with training=False
     for layer in top.layers:  # ...but Keras 3 lets fit()'s training=True override that, so freeze BN itself
@@ -204,7 +206,8 @@ def _train_transfer(cfg, arch, train: list[Sample], val: list[Sample], out: Path
             layer.trainable = False
     steps = math.ceil(len(feats_train) / cfg.batch_size) * cfg.fine_tune_epochs
     _compile(trainer, keras.optimizers.schedules.CosineDecay(cfg.fine_tune_lr, steps), cfg.label_smoothing)
-    h2 = trainer.fit(epochs=cfg.fine_tune_epochs, callbacks=_callbacks(out, "fine_tune", cfg.patience, cfg.fine_tune_epochs, on_epoch),
+    h2 = trainer.fit(epochs=cfg.fine_tune_epochs,
+                     callbacks=_callbacks(out, "fine_tune", cfg.patience, cfg.fine_tune_epochs, on_epoch),
                      **fit)
     return {"head": h1.history, "fine_tune": h2.history}
 
@@ -215,7 +218,8 @@ def views_per_sample(samples: list[Sample], views: int, max_views: int, backgrou
     counts = np.bincount([s.label for s in samples])
     landmark = [c for c in counts[: background] if c] if background is not None else [c for c in counts if c]
     largest = max(landmark, default=1)
-    return [views if s.label == background else int(min(max_views, max(views, round(views * largest / counts[s.label]))))
+    return [views if s.label == background
+            else int(min(max_views, max(views, round(views * largest / counts[s.label]))))
             for s in samples]
 
 
@@ -277,7 +281,7 @@ class StemCache:
                 x = tf.cast(images[part], tf.float32)
                 x = aug(x) if view else tf.image.resize(x, (size, size))  # view 0: the whole photo
                 x = (tf.clip_by_value(x, 0.0, 255.0) - arch.mean) / arch.std
-                for j, f in zip(part, stem(x, training=False).numpy().astype(np.float16)):
+                for j, f in zip(part, stem(x, training=False).numpy().astype(np.float16), strict=False):
                     done[missing[j]].append(f)
                 bar.update(len(part))
         bar.close()
@@ -344,7 +348,8 @@ def calibrate_answers(predictor, val: list[Sample], negatives: list[str], outlie
     return bundles.update(
         bundle_dir,
         rejection={"method": "max_prob", "threshold": threshold,
-                   "calibration": {"min_rejected": min_rejected, "landmarks": len(labels), "negatives": len(negatives)}},
+                   "calibration": {"min_rejected": min_rejected, "landmarks": len(labels),
+                                   "negatives": len(negatives)}},
         tiers=tiers.to_json() | {"calibration": tiers.calibration | {"outliers": len(outliers)}},
         places={"min_similarity": calibrate_floor(neg_best).min_similarity})
 
@@ -368,5 +373,6 @@ def load_finished(cfg: TrainConfig) -> TrainResult:
     p = meta["preprocess"]
     arch = architectures.Architecture(cfg.arch, model, int(p["size"]), float(p["mean"]), float(p["std"]))
     history = json.loads((out / "history.json").read_text())
-    return TrainResult(arch, Split.load(out / "split.json"), meta["classes"], history, meta["seconds"], meta["negatives"],
+    return TrainResult(arch, Split.load(out / "split.json"), meta["classes"], history, meta["seconds"],
+                       meta["negatives"],
                        meta.get("outliers", {}))

@@ -42,8 +42,9 @@ def catalog_all(app):
     """The project's real catalog (64 landmarks) loaded into the app's database."""
     import json
 
-    from factories import CATALOG_FILE
     from webapp.cli import upsert_landmarks
+
+    from factories import CATALOG_FILE
 
     with app.app_context():
         upsert_landmarks(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))

@@ -80,9 +80,8 @@ def jpeg_bytes(size=(320, 240), color=(30, 120, 200)) -> bytes:
 
 
 def truncated_jpeg() -> bytes:
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     buf = io.BytesIO()
@@ -205,7 +204,8 @@ def tower_photo(seed: int, view: int) -> bytes:
     for tier in range(6):
         w, y = 200 - tier * 28, 330 - tier * 45
         colour = tuple(int(c) for c in rng.integers(40, 230, 3))
-        draw.polygon([(220 - w // 2, y), (260 + w // 2, y), (240 + w // 2, y - 40), (240 - w // 2, y - 40)], fill=colour)
+        draw.polygon([(220 - w // 2, y), (260 + w // 2, y), (240 + w // 2, y - 40), (240 - w // 2, y - 40)],
+                     fill=colour)
     r = np.random.default_rng(1000 + view)
     scale = r.uniform(0.7, 1.0)
     w, h = int(480 * scale), int(360 * scale)

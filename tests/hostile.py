@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from functools import lru_cache
+from functools import cache
 
 from hypothesis import strategies as st
 
@@ -16,7 +16,7 @@ HOSTILE_NAMES = ['<script>alert("x")</script>.jpg', "../../etc/passwd", "photo.p
                  "a" * 300 + ".png", "", "image.svg"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def seed_images() -> dict[str, bytes]:
     """Small valid images in every format we accept (and a few we do not), to mutate."""
     import numpy as np

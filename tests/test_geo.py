@@ -34,7 +34,8 @@ def test_map_pins_normalises_and_skips_missing():
     from decimal import Decimal
 
     pins = geo.map_pins([
-        {"lat": Decimal("21.0288"), "lon": Decimal("105.8525"), "label": "Hồ Hoàn Kiếm", "url": "/landmarks/ho-hoan-kiem"},
+        {"lat": Decimal("21.0288"), "lon": Decimal("105.8525"), "label": "Hồ Hoàn Kiếm",
+         "url": "/landmarks/ho-hoan-kiem"},
         {"lat": None, "lon": 105.0, "label": "no position"},
         {"lat": 10.7725, "lon": 106.698, "label": "Chợ Bến Thành"},
     ])
@@ -102,5 +103,6 @@ def test_numbered_pins_that_would_hide_each_other_are_spread_apart():
     for i, a in enumerate(spread):
         for b in spread[i + 1:]:
             assert math.hypot(a["x"] - b["x"], a["y"] - b["y"]) >= 15 - 0.01
-    assert all(math.hypot(p["x"] - q["x"], p["y"] - q["y"]) <= 30 for p, q in zip(spread, points))  # still near
+    assert all(math.hypot(p["x"] - q["x"], p["y"] - q["y"]) <= 30
+               for p, q in zip(spread, points, strict=False))  # still near
     assert [(p["lat"], p["lon"]) for p in spread] == [(p["lat"], p["lon"]) for p in points]

@@ -41,7 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     if app.config["TRUSTED_PROXIES"] > 0:  # the client's address, scheme and host as the proxies in front saw them
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
@@ -53,11 +53,9 @@ def create_app(config: dict | None = None) -> Flask:
     celery_init_app(app)
     app.jinja_env.globals["current_language"] = current_language
 
-    from webapp.views import api, catalog, pages
+    from webapp.views import api, catalog, editor, editor_api, models_api, pages, review
     from webapp.views import auth as auth_views
-    from webapp.views import editor, editor_api
-    from webapp.views import review
-    from webapp.views import models as model_views, models_api
+    from webapp.views import models as model_views
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(catalog.bp)

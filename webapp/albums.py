@@ -20,6 +20,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from flask import current_app, request, url_for
 from flask_babel import gettext as _
@@ -98,9 +99,10 @@ def create_album(files: list[FileStorage], budget: int | None = None
     if not accepted:
         remove_if_empty(album_id)
         return None, [], refused
-    album = db.session.get(Album, album_id)
-    album.delete_token = token
-    return album, accepted, refused
+    stored = db.session.get(Album, album_id)
+    assert stored is not None  # made above, and it holds the accepted photos
+    stored.delete_token = token
+    return stored, accepted, refused
 
 
 def add_photos(album_id: str, files: list[FileStorage], budget: int | None = None
@@ -196,8 +198,9 @@ def remove_if_empty(album_id: str) -> None:
 
 def recognitions(album: Album) -> list[Recognition]:
     """The album's photos in upload order."""
-    return db.session.scalars(db.select(Recognition).where(Recognition.album_id == album.id)
-                              .order_by(Recognition.created_at, Recognition.id)).all()
+    return cast("list[Recognition]", db.session.scalars(  # all() returns a list
+        db.select(Recognition).where(Recognition.album_id == album.id)
+        .order_by(Recognition.created_at, Recognition.id)).all())
 
 
 def taken_order(recs: list[Recognition]) -> list[Recognition]:
@@ -210,7 +213,7 @@ def sure_landmark(rec: Recognition) -> Landmark | None:
     """The catalog landmark of a finished sure answer (serializers.answer's rule, without its queries)."""
     if rec.status != "done" or rec.landmark is None:
         return None
-    return rec.landmark if (rec.tier or ("sure" if rec.label else "unknown")) == "sure" else None
+    return rec.landmark if (rec.tier or ("sure" if rec.label else "unknown")) == "sure" else None  # type: ignore[return-value]
 
 
 def trip(recs: list[Recognition]) -> list[Stop]:

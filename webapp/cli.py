@@ -231,7 +231,8 @@ def users_revoke_command(email: str) -> None:
 
     user = find_user(email)
     result: Any = db.session.execute(
-        db.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+        db.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()))
     revoked = result.rowcount  # a CursorResult: SQLAlchemy types execute() as the general Result
     db.session.commit()
     click.echo(f"{revoked} tokens of {user.email} revoked")

@@ -68,7 +68,7 @@ def record_feedback(rec: Recognition, answer: str | None, slug: str | None, uplo
                or_(Recognition.review_status.is_(None), Recognition.review_status.not_in(REVIEWED)))
         .values(feedback=answer, corrected_landmark_id=corrected.id if corrected else None, feedback_at=utcnow(),
                 review_status="pending" if answer == "wrong" else None)  # "correct" withdraws a pending correction
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]  # a CursorResult; execute() is typed as Result
     db.session.commit()  # expires ``rec``: it reloads what was written
     if not written:  # an editor reviewed it (or the uploader deleted it) a moment ago
         raise FeedbackError(409, already_reviewed())
@@ -117,7 +117,7 @@ def review_correction(rec: Recognition, user: User, accept: bool,
     if target is None:
         return None
     try:
-        return add_reference_from_recognition(rec, target, user)
+        return add_reference_from_recognition(rec, target, user)  # type: ignore[arg-type]  # a Landmark at runtime
     except (OSError, images.ImageError, ObjectDeletedError):  # file or row gone since the check: undo
         db.session.rollback()
         _set_review(rec.id, "accepted", "pending", None, None)
@@ -129,6 +129,6 @@ def _set_review(rec_id: str, current: str, status: str, user_id: int | None, at)
     written = db.session.execute(
         db.update(Recognition).where(Recognition.id == rec_id, Recognition.review_status == current)
         .values(review_status=status, reviewed_by_id=user_id, reviewed_at=at)
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]  # a CursorResult; execute() is typed as Result
     db.session.commit()
     return bool(written)

@@ -3,7 +3,8 @@
 ``sweep`` finds recognitions stuck in ``queued`` or ``running`` (a message lost with a broker
 restart, a worker killed mid-task: at once when its heartbeat is stale) and sends them again; after
 ``SWEEP_MAX_REQUEUES`` tries they end ``failed`` with a reason; it also re-sends the embedding of
-reference photos still without one (their message was lost). ``purge`` deletes uploads older than ``RETENTION_DAYS``. Both run as Celery
+reference photos still without one (their message was lost). ``purge`` deletes uploads older than
+``RETENTION_DAYS``. Both run as Celery
 beat tasks on the ``maintenance`` queue (``worker.tasks.sweep`` / ``purge``) and by hand as
 ``flask ops sweep`` / ``flask ops purge``. The web side only: tasks are sent by name.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func
 
-from webapp.extensions import db
 from config import EMBED_TASK
+from webapp.extensions import db
 from webapp.models import Album, Recognition, ReferencePhoto, WorkerHeartbeat, finish_once, utcnow
 from webapp.uploads import recognize_task, remove_files, upload_dir
 
@@ -99,7 +101,9 @@ def purge(now: datetime | None = None) -> dict:
         db.session.commit()
         deleted += len(old)
     has_photos = db.select(Recognition.id).where(Recognition.album_id == Album.id).exists()
-    albums = db.session.execute(db.delete(Album).where(Album.created_at < cutoff, ~has_photos)).rowcount
+    result: Any = db.session.execute(  # a CursorResult: SQLAlchemy types execute() as the general Result
+        db.delete(Album).where(Album.created_at < cutoff, ~has_photos))
+    albums = result.rowcount
     db.session.commit()
     stray = 0  # files whose row never got written (an upload refused while the database was down)
     for path in upload_dir().iterdir():

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import event
 
@@ -18,7 +19,7 @@ MODEL_STATES = ("training", "ready", "failed")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fold(text: str | None) -> str:
@@ -28,7 +29,7 @@ def fold(text: str | None) -> str:
     return " ".join(stripped.lower().split())
 
 
-class Landmark(db.Model):
+class Landmark(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     id = db.Column(db.Integer, primary_key=True)
     slug = db.Column(db.String(80), unique=True, nullable=False)
     class_key = db.Column(db.String(80), unique=True, nullable=True)  # the model's class, if it has one
@@ -63,7 +64,7 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(12)  # 16 URL-safe characters, 96 random bits
 
 
-class Album(db.Model):
+class Album(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """A visitor's trip: many photos uploaded together, each one a Recognition (webapp/albums.py)."""
 
     id = db.Column(db.String(32), primary_key=True, default=new_public_id)
@@ -72,13 +73,13 @@ class Album(db.Model):
 
     recognitions = db.relationship("Recognition", back_populates="album", passive_deletes=True,
                                    order_by="Recognition.created_at")
-    delete_token = None  # not stored: the uploader's token (str), set when the album is created
+    delete_token = cast("str | None", None)  # not stored: the uploader's token, set when the album is created
 
 
 POSITIONS = ("near", "far", "abroad")  # where a photo with GPS was taken, against the catalog (ml.location)
 
 
-class Recognition(db.Model):
+class Recognition(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     id = db.Column(db.String(32), primary_key=True, default=new_public_id)
     album_id = db.Column(db.String(32), db.ForeignKey("album.id", ondelete="CASCADE"), nullable=True, index=True)
     stored_name = db.Column(db.String(64), nullable=False)  # random file name under UPLOAD_DIR
@@ -121,7 +122,7 @@ class Recognition(db.Model):
     landmark = db.relationship(Landmark, lazy="joined", foreign_keys=[landmark_id])
     album = db.relationship(Album, back_populates="recognitions")
     corrected_landmark = db.relationship(Landmark, foreign_keys=[corrected_landmark_id])
-    delete_token = None  # not stored: the uploader's token (str), set by accept_upload only
+    delete_token = cast("str | None", None)  # not stored: the uploader's token, set by accept_upload only
 
     @property
     def finished(self) -> bool:
@@ -168,6 +169,7 @@ def finish_many(results: list[tuple[str, str, dict]]) -> set[str]:
     open_ids = set(db.session.execute(
         db.select(table.c.id).where(table.c.id.in_(ids), table.c.status.not_in(FINISHED)).with_for_update()
     ).scalars())
+    by_columns: dict[tuple[str, ...], list[dict]]
     now, by_columns, written = utcnow(), {}, set()
     for rid, status, values in results:
         if rid in open_ids and rid not in written:  # the same id twice in one call: the first result wins
@@ -181,7 +183,7 @@ def finish_many(results: list[tuple[str, str, dict]]) -> set[str]:
     return written
 
 
-class User(db.Model):
+class User(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """An editor or admin; visitors have no account. Flask-Login's user (see webapp/auth.py)."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -208,7 +210,7 @@ class User(db.Model):
         return self.active and (self.role == role or self.role == "admin")
 
 
-class ApiToken(db.Model):
+class ApiToken(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """A bearer token for the JSON API; only its SHA-256 is stored. Revoked tokens are kept, marked."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -222,7 +224,7 @@ class ApiToken(db.Model):
     user = db.relationship(User, lazy="joined")
 
 
-class ReferencePhoto(db.Model):
+class ReferencePhoto(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """A photo known to show a landmark: enrols it for nearest-neighbour recognition (few-shot).
 
     The worker stores the active model's embedding of it (float32 bytes); ``embedding_version``
@@ -247,7 +249,7 @@ class ReferencePhoto(db.Model):
                                backref=db.backref("reference_photos", passive_deletes=True))
 
 
-class ModelVersion(db.Model):
+class ModelVersion(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """A trained model bundle the workers can serve; exactly one is active (none: the shipped bundle)."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -269,7 +271,7 @@ class ModelVersion(db.Model):
     started_by = db.relationship(User)
 
 
-class WorkerHeartbeat(db.Model):
+class WorkerHeartbeat(db.Model):  # type: ignore[name-defined]  # db.Model is made at runtime
     """Each worker process's last sign of life: readiness, worker count and served model for /metrics."""
 
     name = db.Column(db.String(200), primary_key=True)  # hostname:pid

@@ -223,7 +223,8 @@ class AlbumSchema(Schema):
     created_at = fields.DateTime(required=True)
     counts = fields.Nested(AlbumCountsSchema, required=True)
     finished = fields.Boolean(required=True)
-    recognitions = fields.List(fields.Nested(AlbumPhotoSchema), required=True, metadata={"description": "Upload order."})
+    recognitions = fields.List(fields.Nested(AlbumPhotoSchema), required=True,
+                               metadata={"description": "Upload order."})
     visited = fields.List(fields.Nested(StopSchema), required=True)
     provinces = fields.List(fields.String(), required=True)
 
@@ -373,6 +374,7 @@ def operations(app: Flask, rule: Rule) -> dict:
     """The rule's documented methods, from its view's docstring, with the answers every such route may give."""
     documented = yaml_utils.load_operations_from_docstring(app.view_functions[rule.endpoint].__doc__ or "")
     found = {}
+    assert rule.methods is not None  # Flask gives every rule its methods
     for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
         operation = documented.get(method.lower())
         if operation is None:

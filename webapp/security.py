@@ -6,6 +6,8 @@ Map tiles are the only outside resource.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, current_app, g, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter
@@ -80,18 +82,19 @@ def init_rate_limits(app: Flask) -> Limiter:
     """
     limiter = Limiter(get_remote_address, app=app)
     app.extensions["limiter"] = limiter
-    uploads = limiter.shared_limit(lambda: app.config["UPLOAD_PHOTO_LIMIT"], scope=PHOTO_SCOPE, cost=photo_cost,
-                                   error_message=too_many_uploads)
-    reads = limiter.limit(lambda: app.config["API_RATE_LIMIT"], error_message=too_many_requests)
+    # Any: Flask-Limiter types its decorators apart from Flask's view functions
+    uploads: Any = limiter.shared_limit(lambda: app.config["UPLOAD_PHOTO_LIMIT"], scope=PHOTO_SCOPE, cost=photo_cost,
+                                        error_message=too_many_uploads)
+    reads: Any = limiter.limit(lambda: app.config["API_RATE_LIMIT"], error_message=too_many_requests)
     for endpoint in UPLOAD_ENDPOINTS:
         app.view_functions[endpoint] = uploads(app.view_functions[endpoint])
     for endpoint in API_READ_ENDPOINTS:
         app.view_functions[endpoint] = reads(app.view_functions[endpoint])
-    feedback = limiter.shared_limit(lambda: app.config["API_RATE_LIMIT"], scope="feedback",
-                                    error_message=too_many_requests)
+    feedback: Any = limiter.shared_limit(lambda: app.config["API_RATE_LIMIT"], scope="feedback",
+                                         error_message=too_many_requests)
     for endpoint in FEEDBACK_ENDPOINTS:
         app.view_functions[endpoint] = feedback(app.view_functions[endpoint])
-    logins = limiter.limit(lambda: app.config["LOGIN_RATE_LIMIT"], methods=["POST"], error_message=too_many_logins)
+    logins: Any = limiter.limit(lambda: app.config["LOGIN_RATE_LIMIT"], methods=["POST"], error_message=too_many_logins)
     for endpoint in LOGIN_ENDPOINTS:
         app.view_functions[endpoint] = logins(app.view_functions[endpoint])
 
@@ -113,17 +116,17 @@ def limit_sign_ins_per_account(app: Flask, limiter: Limiter) -> None:
     def account() -> str:
         return "account:" + normalise_email(request.form.get("email", ""))[:254]
 
-    failures = limiter.limit(lambda: app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=account, methods=["POST"],
-                             deduct_when=lambda response: response.status_code == 401,
-                             error_message=too_many_account_logins)
+    failures: Any = limiter.limit(lambda: app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=account, methods=["POST"],
+                                  deduct_when=lambda response: response.status_code == 401,
+                                  error_message=too_many_account_logins)
     for endpoint in LOGIN_ENDPOINTS:
         app.view_functions[endpoint] = failures(app.view_functions[endpoint])
 
 
 def limit_catalog_searches(app: Flask, limiter: Limiter) -> None:
     """Catalog searches (``/landmarks?q=…``) per client (``SEARCH_RATE_LIMIT``); browsing it is not limited."""
-    searches = limiter.limit(lambda: app.config["SEARCH_RATE_LIMIT"], exempt_when=lambda: not request.args.get("q"),
-                             error_message=too_many_requests)
+    searches: Any = limiter.limit(lambda: app.config["SEARCH_RATE_LIMIT"],
+                                  exempt_when=lambda: not request.args.get("q"), error_message=too_many_requests)
     app.view_functions["catalog.index"] = searches(app.view_functions["catalog.index"])
 
 

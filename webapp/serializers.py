@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import url_for
 
@@ -27,13 +27,13 @@ def landmark_json(landmark: Landmark) -> dict:
 
 def landmarks_by_key(keys: list[str]) -> dict[str, Landmark]:
     """The catalog landmarks of model keys: a class key, or an enrolled landmark's slug (a class key wins)."""
-    keys = set(keys)
-    if not keys:
+    wanted = set(keys)
+    if not wanted:
         return {}
     found = db.session.scalars(db.select(Landmark).where(
-        db.or_(Landmark.class_key.in_(keys), Landmark.slug.in_(keys)))).all()
-    by_key = {lm.slug: lm for lm in found if lm.slug in keys}
-    by_key.update({lm.class_key: lm for lm in found if lm.class_key in keys})
+        db.or_(Landmark.class_key.in_(wanted), Landmark.slug.in_(wanted)))).all()
+    by_key = {lm.slug: lm for lm in found if lm.slug in wanted}
+    by_key.update({lm.class_key: lm for lm in found if lm.class_key in wanted})
     return by_key
 
 
@@ -86,7 +86,7 @@ def answer(rec: Recognition) -> Answer:
     top5 = rec.top5 or []
     tier = rec.tier or ("sure" if rec.label else "unknown")  # a result from before tiers
     if tier == "sure":
-        return Answer(tier, rec.landmark, nearby=nearby_landmarks(rec.landmark))
+        return Answer(tier, rec.landmark, nearby=nearby_landmarks(rec.landmark))  # type: ignore[arg-type]  # a Landmark: db.relationship is typed as its property
     keys = rec.suggestions if rec.suggestions is not None else [key for key, _ in top5[:3]]
     places = [(key, similarity) for key, similarity in rec.places or []]
     found = landmarks_by_key(keys + [key for key, _ in places])
@@ -184,7 +184,7 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # SQLite returns naive datetimes; they are stored in UTC
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.isoformat()
 
 

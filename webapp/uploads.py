@@ -132,7 +132,9 @@ def token_hash(token: str) -> str:
 
 
 def token_matches(token: str | None, stored_hash: str | None) -> bool:
-    return bool(token and stored_hash) and hmac.compare_digest(token_hash(token), stored_hash)
+    if not (token and stored_hash):
+        return False
+    return hmac.compare_digest(token_hash(token), stored_hash)
 
 
 def may_delete(rec: Recognition, token: str | None) -> bool:

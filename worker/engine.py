@@ -20,22 +20,27 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flask import Flask, current_app
 from PIL import Image
 
+from ml.serving import Knowledge, Photo, Result, recognise
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
-from ml.serving import Knowledge, Photo, Result, recognise
 from worker.batching import MicroBatcher
-from worker.layout import usable_cores
+
+if TYPE_CHECKING:
+    from ml.fewshot import FewShotRule, ReferenceIndex
+    from ml.places import PlacesRule
+    from ml.predictor import Predictor
 
 log = logging.getLogger(__name__)
-_engine: "Engine | None" = None
+_engine: Engine | None = None
 _engine_lock = threading.Lock()
 _pool_threads = 1  # model threads when INFERENCE_THREADS is 0 (auto): set by the pool's start signal
 
@@ -73,13 +78,15 @@ class Engine:
 
         self.app = app
         self.check_every = float(app.config["MODEL_CHECK_S"])
-        self.predictor = None
+        # both set by refresh(force=True) below, which fails loudly when no model can be loaded
+        self.predictor: Predictor = None  # type: ignore[assignment]
         self.bundle_dir: str | None = None
-        self.references = None  # ml.fewshot.ReferenceIndex: the bundle's trained references + the enrolled photos
+        # ml.fewshot.ReferenceIndex: the bundle's trained references + the enrolled photos
+        self.references: ReferenceIndex | None = None
         self.enrolled = False  # whether any enrolled landmark is in it (only then can a reference match win)
-        self.index_stamp = None
-        self.rule = None
-        self.places_rule = None
+        self.index_stamp: tuple | None = None
+        self.rule: FewShotRule = None  # type: ignore[assignment]
+        self.places_rule: PlacesRule | None = None
         self.trained_references: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), np.float32))
         self.landmark_ids: dict[str, int] = {}
         self.catalog_keys: frozenset[str] = frozenset()
@@ -182,6 +189,8 @@ class Engine:
 
     def _follow_catalog(self) -> None:
         """Class keys and enrolled slugs → landmark ids and positions, so a result needs no catalog query."""
+        keys: dict[str, int]
+        coordinates: dict[str, tuple[float, float]]
         keys, coordinates = {}, {}
         rows = db.session.execute(db.select(Landmark.id, Landmark.class_key, Landmark.slug, Landmark.lat, Landmark.lon))
         for landmark_id, class_key, slug, lat, lon in rows:
@@ -212,10 +221,11 @@ class Engine:
         trained_keys, trained_vectors = self.trained_references
         size = len(trained_vectors[0]) if len(trained_vectors) else None
         vectors, keys = [], []
-        for (emb, _, _), key in zip(rows, enrolled):
+        for (emb, _, _), key in zip(rows, enrolled, strict=False):
             vector = np.frombuffer(emb, np.float32)
             if size is None or len(vector) == size:  # a signature of an older format cannot be compared: skipped
-                vectors.append(vector), keys.append(key)
+                vectors.append(vector)
+                keys.append(key)
         self.references = (ReferenceIndex(keys + trained_keys, np.stack(vectors + list(trained_vectors)), self.rule.k)
                            if vectors or len(trained_vectors) else None)
         self.enrolled = bool(vectors)
@@ -231,7 +241,7 @@ def worker_name() -> str:
 def get_engine() -> Engine:
     """The process's engine; created now if the pool did not preload it (solo pool, eager tests)."""
     global _engine
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
     with _engine_lock:
         if _engine is None or _engine.app is not app:  # tests build many apps in one process
             _engine = Engine(app)

@@ -3,7 +3,8 @@
 The row says which queues the process consumes, which model version it serves and how many
 tasks it has run; /readyz, /metrics and ``flask ops stats`` count the fresh ones
 (webapp/observability/). It starts in every process that runs tasks, after its model loaded, and
-its row is deleted when the process shuts down (worker/signals.py). Rows of processes killed without a goodbye go stale and are
+its row is deleted when the process shuts down (worker/signals.py). Rows of processes killed without a
+goodbye go stale and are
 swept by the survivors' ticks. A database outage is logged and retried at the next tick.
 """
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import os
 import threading
 from datetime import datetime, timedelta
-
 from typing import Any
 
 from flask import Flask, current_app

@@ -14,8 +14,9 @@ from flask import Flask, current_app
 
 from webapp.models import claim_many, finish_many
 from worker.batching import Coalescer
+from worker.engine import worker_name
 
-_recorder: "Recorder | None" = None
+_recorder: Recorder | None = None
 _recorder_lock = threading.Lock()
 
 
@@ -48,10 +49,8 @@ class Recorder:
 def get_recorder() -> Recorder:
     """The process's recorder for the current app (tests build many apps in one process)."""
     global _recorder
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # current_app is a LocalProxy
     with _recorder_lock:
         if _recorder is None or _recorder.app is not app:
-            from worker.model import worker_name
-
             _recorder = Recorder(app, worker=worker_name())
         return _recorder

@@ -42,7 +42,8 @@ def worker_commands() -> dict[str, list[str]]:
         "training worker": celery + ["-Q", "training", "--pool", "solo", "--hostname", "training@%h"],
     }
     for n in range(2, processes + 1):
-        commands[f"inference worker {n}"] = celery + ["-Q", "inference,inference-album", *inference, "--hostname", f"inference{n}@%h"]
+        commands[f"inference worker {n}"] = celery + ["-Q", "inference,inference-album", *inference,
+                                                      "--hostname", f"inference{n}@%h"]
     return commands
 
 

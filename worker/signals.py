@@ -4,7 +4,8 @@
 - A process that runs tasks loads its model, then starts its heartbeat: each prefork child at
   ``worker_process_init`` (one model thread: a process per core); for the threads and solo pools the worker
   itself at ``worker_ready`` (every core). Training and maintenance workers load no model.
-- While a ``recognize`` (or ``recognize_album``) task runs, its recognition id tags every log line of its thread; each finished task
+- While a ``recognize`` (or ``recognize_album``) task runs, its recognition id tags every log line of its
+  thread; each finished task
   counts in the heartbeat.
 - At shutdown the heartbeat stops and its row goes.
 
@@ -14,8 +15,16 @@ nothing imports the worker's entry module, ``worker.main``.
 from __future__ import annotations
 
 from celery import current_app as current_celery
-from celery.signals import (after_setup_logger, after_setup_task_logger, task_postrun, task_prerun,
-                            worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown)
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from celery.utils.log import get_multiprocessing_logger
 
 from config import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK

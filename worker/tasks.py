@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from celery import shared_task
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -152,6 +153,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
     else:
         query = query.where(ReferencePhoto.id.in_(photo_ids))
     done = 0
+    photo: Any  # a Row (id, stored_name): reference_path reads only stored_name
     for photo in db.session.execute(query).all():
         with engine.slot(reference=True) as run:
             try:
@@ -170,7 +172,9 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
 
 
 def store_embedding(photo_id: int, **values) -> int:
-    written = db.session.execute(db.update(ReferencePhoto).where(ReferencePhoto.id == photo_id).values(**values)).rowcount
+    result: Any = db.session.execute(  # a CursorResult: SQLAlchemy types execute() as the general Result
+        db.update(ReferencePhoto).where(ReferencePhoto.id == photo_id).values(**values))
+    written = result.rowcount
     db.session.commit()
     return written
 

@@ -50,7 +50,7 @@ def train(version_id: int) -> str:
     return "ready"
 
 
-def train_and_package(row: ModelVersion, data_dir: Path, progress: "Progress"):
+def train_and_package(row: ModelVersion, data_dir: Path, progress: Progress):
     from ml.evaluate import evaluate
     from ml.train import TrainConfig, package, run
 
@@ -89,12 +89,14 @@ def assemble_dataset(root: Path) -> tuple[Path, str]:
         folder.mkdir(parents=True)
         for i, item in enumerate(items):
             if isinstance(item, ReferencePhoto):
-                (folder / f"reference-{item.id}{SUFFIX.get(item.image_format, '.jpg')}").symlink_to(reference_path(item))
+                (folder / f"reference-{item.id}{SUFFIX.get(item.image_format, '.jpg')}").symlink_to(
+                    reference_path(item))
             else:
                 (folder / f"{i:05d}-{item.name}").symlink_to(item.resolve())
     skipped = sorted(set(classes) - set(kept))
     note = f"{sum(map(len, kept.values()))} photos of {len(kept)} landmarks ({len(rows)} reference photos)"
-    return root, note + (f"; skipped (fewer than {MIN_PHOTOS_PER_CLASS} photos): {', '.join(skipped)}" if skipped else "")
+    return root, note + (f"; skipped (fewer than {MIN_PHOTOS_PER_CLASS} photos): {', '.join(skipped)}"
+                         if skipped else "")
 
 
 class Progress:

@@ -6,10 +6,11 @@ preprocessing that must travel with it into the bundle.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-_REGISTRY: dict[str, Callable[..., "Architecture"]] = {}
+_REGISTRY: dict[str, Callable[..., Architecture]] = {}
 
 
 @dataclass
@@ -46,7 +47,8 @@ def default_size(name: str) -> int:
     return _get(name).default_size
 
 
-def build(name: str, num_classes: int, img_size: int | None = None, *, weights: str | None = None, **kw) -> Architecture:
+def build(name: str, num_classes: int, img_size: int | None = None, *, weights: str | None = None,
+          **kw) -> Architecture:
     """Build ``name`` for ``num_classes``; ``weights`` is "imagenet", a local file, or None (random init)."""
     _load_all()
     fn = _get(name)

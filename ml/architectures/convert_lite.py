@@ -197,7 +197,8 @@ def copy_weights(model, state: dict[str, np.ndarray], variant: str = "lite2") ->
         model.get_layer(layer).set_weights([f32[key].transpose(2, 3, 0, 1)])
 
     def bn(layer, key):
-        model.get_layer(layer).set_weights([f32[f"{key}.{p}"] for p in ("weight", "bias", "running_mean", "running_var")])
+        model.get_layer(layer).set_weights([f32[f"{key}.{p}"]
+                                            for p in ("weight", "bias", "running_mean", "running_var")])
 
     conv("stem_conv", "_conv_stem.weight")
     bn("stem_bn", "_bn0")

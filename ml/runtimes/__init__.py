@@ -7,8 +7,8 @@ the CLI never pay for the ones they do not use.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

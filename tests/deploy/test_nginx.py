@@ -44,7 +44,8 @@ def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
     web_port, nginx_port = free_port(), free_port()
     env = dict(os.environ, INSTANCE_DIR=str(tmp), SECRET_KEY="nginx-test-key",
-               DATABASE_URL=f"sqlite:///{tmp}/app.sqlite", CELERY_BROKER_URL=f"sqla+sqlite:///{tmp}/broker.sqlite", TRUSTED_PROXIES="1")
+               DATABASE_URL=f"sqlite:///{tmp}/app.sqlite", CELERY_BROKER_URL=f"sqla+sqlite:///{tmp}/broker.sqlite",
+               TRUSTED_PROXIES="1")
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{web_port}", "--workers", "1", "--threads", "2",
          "wsgi:app"], cwd=ROOT, env=env, stdout=(tmp / "gunicorn.log").open("wb"), stderr=subprocess.STDOUT)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from config import Config, database_url
+
 from factories import CATALOG_FILE, ROOT, build_app, make_config
 
 

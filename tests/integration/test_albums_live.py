@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS
 from werkzeug.serving import make_server
 
 from factories import jpeg_bytes, sample_photos, tower_photo, truncated_jpeg
 from live_stack import Stack
-from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def photo_bytes(count: int) -> list[bytes]:

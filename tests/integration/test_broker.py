@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from factories import redis_url_or_skip, sample_photos
 from live_stack import Stack
 
@@ -47,7 +48,8 @@ def statuses(stack: Stack, ids: list[str]) -> dict[str, str]:
 
     with stack.app.app_context():
         db.session.expire_all()
-        return dict(db.session.execute(db.select(Recognition.id, Recognition.status).where(Recognition.id.in_(ids))).all())
+        return dict(db.session.execute(
+            db.select(Recognition.id, Recognition.status).where(Recognition.id.in_(ids))).all())
 
 
 def wait_for(check, timeout: float, stack: Stack) -> None:

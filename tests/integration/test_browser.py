@@ -72,10 +72,11 @@ def _maybe_result(stack, shown_id: str) -> str:
 
     from werkzeug.datastructures import FileStorage
 
-    from factories import finished_recognition, jpeg_bytes
     from webapp.extensions import db
     from webapp.models import Landmark, Recognition
     from webapp.references import add_reference_photos
+
+    from factories import finished_recognition, jpeg_bytes
 
     with stack.app.app_context():
         hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()

@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS, live_url  # noqa: F401  (live_url is a fixture)
 
 from auth_helpers import PASSWORD, make_user
 from factories import sample_photos, tower_photo
-from test_browser import CHROMIUM, CHROMIUM_ARGS, live_url  # noqa: F401  (live_url is a fixture)
 
 RESULT_TIMEOUT_MS = 240_000  # the first recognition waits for the worker to load the model
 TILES = "https://tile.openstreetmap.org/"
@@ -105,7 +105,7 @@ def db_query(stack, fn):
         return fn()
 
 
-def test_a_visitors_correction_is_accepted_by_an_editor(browser, embedded_stack, live_url, tmp_path):
+def test_a_visitors_correction_is_accepted_by_an_editor(browser, embedded_stack, live_url, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
     from webapp.extensions import db
@@ -155,7 +155,7 @@ def test_a_visitors_correction_is_accepted_by_an_editor(browser, embedded_stack,
     editor.close()
 
 
-def test_an_editor_adds_a_landmark_and_its_reference_photos(browser, embedded_stack, live_url, tmp_path):
+def test_an_editor_adds_a_landmark_and_its_reference_photos(browser, embedded_stack, live_url, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
     files = []
@@ -225,7 +225,7 @@ def ready_version(embedded_stack):
     db_query(embedded_stack, remove)
 
 
-def test_models_page_for_an_admin_and_an_editor(browser, embedded_stack, live_url, ready_version):
+def test_models_page_for_an_admin_and_an_editor(browser, embedded_stack, live_url, ready_version):  # noqa: F811
     from playwright.sync_api import expect
 
     from webapp import model_versions as mv

@@ -36,9 +36,9 @@ def test_redis_and_postgresql(tmp_path):
 
 
 def test_bad_photo_ends_failed_on_the_real_worker(embedded_stack):
+    from config import RECOGNIZE_TASK
     from webapp.extensions import db
     from webapp.models import Recognition
-    from config import RECOGNIZE_TASK
 
     stack = embedded_stack
     with stack.app.app_context():  # a stored file that went bad before the worker got to it

@@ -53,7 +53,8 @@ def test_random_state_dict_round_trips_exactly_through_the_command(tmp_path):
     assert m.get_layer("predictions").get_config()["activation"] == "softmax"
     assert m.get_layer("block6d_add").output.shape[1:] == (2, 2, 208)  # the fine-tune cut
     assert sum(isinstance(layer, keras.layers.Add) for layer in m.layers) == 14
-    assert [layer.name for layer in m.layers[-5:]] == ["top_conv", "top_bn", "top_activation", "avg_pool", "predictions"]
+    assert [layer.name for layer in m.layers[-5:]] == [
+        "top_conv", "top_bn", "top_activation", "avg_pool", "predictions"]
 
     np.testing.assert_array_equal(m.get_layer("stem_conv").kernel, state["_conv_stem.weight"].transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(m.get_layer("block4b_dwconv").kernel,
@@ -61,7 +62,7 @@ def test_random_state_dict_round_trips_exactly_through_the_command(tmp_path):
     np.testing.assert_array_equal(m.get_layer("block7a_project_conv").kernel,
                                   state["_blocks.20._project_conv.weight"][:, :, 0, 0].T[None, None])
     bn = m.get_layer("block6e_expand_bn")
-    for w, key in zip(bn.weights, ("weight", "bias", "running_mean", "running_var")):
+    for w, key in zip(bn.weights, ("weight", "bias", "running_mean", "running_var"), strict=False):
         np.testing.assert_array_equal(w, state[f"_blocks.19._bn0.{key}"])
     assert bn.epsilon == 1e-3
     np.testing.assert_array_equal(m.get_layer("predictions").kernel, state["_fc.weight"].T)
@@ -87,7 +88,8 @@ def _conv_same(x, w, stride, depthwise=False):
 
 def _bn(x, state, key):
     s = state
-    return (x - s[f"{key}.running_mean"]) / np.sqrt(s[f"{key}.running_var"] + 1e-3) * s[f"{key}.weight"] + s[f"{key}.bias"]
+    return ((x - s[f"{key}.running_mean"]) / np.sqrt(s[f"{key}.running_var"] + 1e-3) * s[f"{key}.weight"]
+            + s[f"{key}.bias"])
 
 
 def test_stride_two_convolutions_pad_like_the_pytorch_model():
@@ -98,7 +100,8 @@ def test_stride_two_convolutions_pad_like_the_pytorch_model():
     got = keras.Model(m.input, [m.get_layer("stem_activation").output, m.get_layer("block2a_bn").output])(x)
 
     stem = np.clip(_bn(_conv_same(x, state["_conv_stem.weight"], 2), state, "_bn0"), 0, 6)
-    b1 = np.clip(_bn(_conv_same(stem, state["_blocks.0._depthwise_conv.weight"], 1, True), state, "_blocks.0._bn1"), 0, 6)
+    b1 = np.clip(_bn(_conv_same(stem, state["_blocks.0._depthwise_conv.weight"], 1, True), state, "_blocks.0._bn1"),
+                 0, 6)
     b1 = _bn(_conv_same(b1, state["_blocks.0._project_conv.weight"], 1), state, "_blocks.0._bn2")
     e = np.clip(_bn(_conv_same(b1, state["_blocks.1._expand_conv.weight"], 1), state, "_blocks.1._bn0"), 0, 6)
     dw = _bn(_conv_same(e, state["_blocks.1._depthwise_conv.weight"], 2, True), state, "_blocks.1._bn1")

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from ml.data import Sample, group_duplicates, scan, split, split_negatives
+
 from ml_samples import pattern, scene
 
 
@@ -29,7 +30,8 @@ def test_exact_and_near_duplicates_share_a_group(tmp_path):
     (tmp_path / "a_copy.jpg").write_bytes((tmp_path / "a.jpg").read_bytes())
     base.resize((60, 60)).save(tmp_path / "a_small.png")  # recompressed, resized: near duplicate
     scene(2).save(tmp_path / "other.jpg")
-    samples = group_duplicates([Sample(str(tmp_path / n), 0) for n in ("a.jpg", "a_copy.jpg", "a_small.png", "other.jpg")])
+    samples = group_duplicates([Sample(str(tmp_path / n), 0)
+                                for n in ("a.jpg", "a_copy.jpg", "a_small.png", "other.jpg")])
     groups = [s.group for s in samples]
     assert groups[0] == groups[1] == groups[2] != groups[3]
 
@@ -40,7 +42,8 @@ def test_split_is_stratified_grouped_and_deterministic(tiny_dataset):
     assert [s.path for s in first.test] == [s.path for s in again.test]
     assert [s.path for s in split(ds, seed=8).test] != [s.path for s in first.test]
     parts = {name: {s.group for s in getattr(first, name)} for name in ("train", "val", "test")}
-    assert not (parts["train"] & parts["test"]) and not (parts["train"] & parts["val"]) and not (parts["val"] & parts["test"])
+    assert (not (parts["train"] & parts["test"]) and not (parts["train"] & parts["val"])
+            and not (parts["val"] & parts["test"]))
     for label in (0, 1):  # ~30 % of each class in test
         n_test = sum(s.label == label for s in first.test)
         n_all = sum(s.label == label for s in ds.samples)

@@ -5,8 +5,9 @@ from fractions import Fraction
 import pytest
 from PIL import Image
 
-from geotagged import FORMATS, geotagged_photo, gps_exif
 from ml.images import decode, reencode_jpeg
+
+from geotagged import FORMATS, geotagged_photo, gps_exif
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -36,12 +37,15 @@ def broken(gps: dict) -> bytes:
 
 
 @pytest.mark.parametrize("data", [
-    broken({1: "N", 2: (Fraction(21), Fraction(2), Fraction(12)), 4: (Fraction(105), Fraction(50), Fraction(5))}),  # no E/W
+    broken({1: "N", 2: (Fraction(21), Fraction(2), Fraction(12)),
+            4: (Fraction(105), Fraction(50), Fraction(5))}),  # no E/W
     broken({1: "X", 2: (Fraction(21), Fraction(0), Fraction(0)), 3: "E", 4: (Fraction(105), Fraction(0), Fraction(0))}),
     broken({1: "N", 2: (Fraction(95), Fraction(0), Fraction(0)), 3: "E", 4: (Fraction(105), Fraction(0), Fraction(0))}),
-    broken({1: "N", 2: (Fraction(21), Fraction(75), Fraction(0)), 3: "E", 4: (Fraction(105), Fraction(0), Fraction(0))}),
+    broken({1: "N", 2: (Fraction(21), Fraction(75), Fraction(0)), 3: "E",
+            4: (Fraction(105), Fraction(0), Fraction(0))}),
     broken({1: "N", 2: (Fraction(21),) * 4, 3: "E", 4: (Fraction(105), Fraction(0), Fraction(0))}),
-    broken({1: "N", 2: (Fraction(0), Fraction(0), Fraction(0)), 3: "E", 4: (Fraction(0), Fraction(0), Fraction(0))}),  # no fix
+    broken({1: "N", 2: (Fraction(0), Fraction(0), Fraction(0)), 3: "E",
+            4: (Fraction(0), Fraction(0), Fraction(0))}),  # no fix
 ], ids=["no-ref", "bad-ref", "lat-over-90", "minutes-over-60", "four-parts", "null-island"])
 def test_malformed_gps_gives_no_position(data):
     decoded = decode(data)  # the photo itself is fine

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from ml.fewshot import (FewShotRule, ReferenceIndex, combine, decide_all, predict_with_mirrors, reference_may_win,
-                        signature)
+from ml.fewshot import (
+    FewShotRule,
+    ReferenceIndex,
+    combine,
+    decide_all,
+    predict_with_mirrors,
+    reference_may_win,
+    signature,
+)
 from ml.predictor import Prediction
 
 LABELS = ["Alpha_Gate", "Beta_Tower"]
@@ -45,13 +52,14 @@ def test_mirror_views_are_the_model_on_mirrored_photos(tiny_bundle):
     from PIL import ImageOps
 
     from ml.predictor import Predictor
+
     from ml_samples import pattern
 
     predictor = Predictor(tiny_bundle, runtime="litert", max_batch=2)
     images = [pattern(i % 2, seed=i) for i in range(3)]  # two batches
     with_mirrors = predict_with_mirrors(predictor, images)
     mirrored = predictor.predict([ImageOps.mirror(img) for img in images])
-    for ours, theirs in zip(with_mirrors, mirrored):
+    for ours, theirs in zip(with_mirrors, mirrored, strict=False):
         assert np.allclose(ours.mirror.embedding, theirs.embedding, atol=1e-4)
         assert ours.mirror.top5[0][0] == theirs.top5[0][0]
     assert not all(np.allclose(p.embedding, p.mirror.embedding, atol=1e-3) for p in with_mirrors)  # a second view

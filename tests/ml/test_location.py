@@ -32,7 +32,7 @@ def test_no_position_is_the_decision_itself():
     keys = list(CATALOG)
     for _ in range(200):
         probs = rng.dirichlet(np.full(len(keys) + 1, 0.3))[: len(keys)]
-        d = decision(*sorted(zip(keys, probs.tolist()), key=lambda kp: -kp[1]))
+        d = decision(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
         before = (d.label, d.score, list(d.top5), d.tier, list(d.suggestions))
         located = locate(d, None, CATALOG, TIERS, RULE)
         assert located.decision is d and located.position is None and located.distance_km is None
@@ -83,10 +83,10 @@ def test_wrong_gps_never_turns_a_clear_right_answer_into_a_wrong_sure_one():
     checked = 0
     for _ in range(500):
         probs = rng.dirichlet(np.full(len(keys) + 1, 0.2))[: len(keys)]
-        d = decision(*sorted(zip(keys, probs.tolist()), key=lambda kp: -kp[1]))
+        d = decision(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
         if d.tier != "sure":
             continue
-        for key, spot in CATALOG.items():  # the phone says it was taken at another landmark
+        for _key, spot in CATALOG.items():  # the phone says it was taken at another landmark
             located = locate(d, spot, CATALOG, TIERS, RULE)
             assert located.decision.tier != "sure" or located.decision.label == d.label
             checked += 1

@@ -9,6 +9,7 @@ import pytest
 
 from ml import bundle as bundles
 from ml.predictor import BundleError, Predictor
+
 from ml_samples import encode, pattern, photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def test_runtimes_agree(tiny_bundle):
     images = [pattern(i % 2, seed=i) for i in range(7)]
     results = {rt: Predictor(tiny_bundle, runtime=rt).predict(images) for rt in ("litert", "tensorflow", "keras")}
     for rt in ("tensorflow", "keras"):
-        for a, b in zip(results["litert"], results[rt]):
+        for a, b in zip(results["litert"], results[rt], strict=False):
             assert a.top5[0][0] == b.top5[0][0]
             assert a.score == pytest.approx(b.score, abs=1e-4)
             assert np.allclose(a.embedding, b.embedding, atol=1e-4)
@@ -56,7 +57,7 @@ def test_jax_runtime_agrees_with_litert(tiny_bundle):
     jax_preds = json.loads(out.stdout.strip().splitlines()[-1])
     litert = Predictor(tiny_bundle, runtime="litert").predict([pattern(i % 2, seed=i) for i in range(7)])
     assert len(jax_preds) == 7
-    for ours, (label, score, embedding) in zip(litert, jax_preds):
+    for ours, (label, score, embedding) in zip(litert, jax_preds, strict=False):
         assert ours.top5[0][0] == label
         assert ours.score == pytest.approx(score, abs=1e-4)
         assert np.allclose(ours.embedding, embedding, atol=1e-4)

@@ -4,6 +4,7 @@ import numpy as np
 from ml.fewshot import FewShotRule, ReferenceIndex
 from ml.predictor import Predictor
 from ml.serving import Knowledge, Photo, looks_like, recognise
+
 from ml_samples import pattern
 
 

@@ -8,6 +8,7 @@ from ml import bundle as bundles
 from ml.data import scan, split, split_negatives, subset
 from ml.predictor import Predictor
 from ml.tiers import TIERS
+
 from ml_samples import DATASETS, LANDMARKS, NEGATIVES, OUTLIERS
 
 needs_data = pytest.mark.skipif(not LANDMARKS.is_dir(), reason="../shared/data is not present")
@@ -30,7 +31,7 @@ def test_shipped_model_recognises_held_out_photos_and_rejects_non_landmarks():
     test = split(subset(scan(DATASETS, check_images=False), predictor.labels), seed=seed).test[::4]
     preds = predictor.predict([s.path for s in test])
     assert {p.tier for p in preds} <= set(TIERS)
-    correct = np.array([p.top5[0][0] == predictor.labels[s.label] for p, s in zip(preds, test)])
+    correct = np.array([p.top5[0][0] == predictor.labels[s.label] for p, s in zip(preds, test, strict=False)])
     sure = np.array([p.tier == "sure" for p in preds])
     assert correct.mean() >= 0.85, f"top-1 only {correct.mean():.1%} on {len(test)} held-out photos"
     assert correct[sure].mean() >= 0.95, f"sure answers right only {correct[sure].mean():.1%} of the time"

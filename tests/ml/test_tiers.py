@@ -43,7 +43,7 @@ def test_tiers_of_agrees_with_answer(rule):
     similarity = rng.uniform(0.3, 0.9, 400)
     labels = [f"L{i}" for i in range(12)]
     tiers = tiers_of(probs, rule, similarity)
-    for row, sim, tier in zip(probs, similarity, tiers):
+    for row, sim, tier in zip(probs, similarity, tiers, strict=False):
         order = np.argsort(-row)[:5]
         assert ("sure", "maybe", "unknown")[tier] == answer([(labels[i], float(row[i])) for i in order], rule, sim).tier
     assert set(tiers) == {0, 1, 2}  # every tier occurs: the comparison covered them all

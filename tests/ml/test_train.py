@@ -7,6 +7,7 @@ from ml import bundle as bundles
 from ml.__main__ import main as cli
 from ml.data import Split
 from ml.predictor import Predictor
+
 from ml_samples import pattern, scene
 
 
@@ -46,7 +47,7 @@ def test_transfer_training_end_to_end_through_the_cli(tiny_dataset, negatives, t
     lite, tf_ = (Predictor(out, runtime="litert", fast_path=False).predict(images),
                  Predictor(out, runtime="tensorflow").predict(images))
     assert [a.top5[0][0] for a in lite] == [b.top5[0][0] for b in tf_]
-    assert max(abs(a.score - b.score) for a, b in zip(lite, tf_)) < 1e-4
+    assert max(abs(a.score - b.score) for a, b in zip(lite, tf_, strict=False)) < 1e-4
 
 
 def test_evaluate_cli_writes_report_elsewhere(tiny_dataset, tiny_bundle, tmp_path, capsys):

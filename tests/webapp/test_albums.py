@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from factories import build_app, jpeg_bytes, make_config, queued_tasks, truncated_jpeg
 from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Album, Landmark, Recognition, utcnow
 from webapp.uploads import RECOGNIZE_ALBUM_TASK
+
+from factories import build_app, jpeg_bytes, make_config, queued_tasks, truncated_jpeg
 
 
 def photos(*names, bad: str | None = None) -> list:
@@ -275,6 +276,7 @@ def test_the_uploader_deletes_the_album_from_its_page(csrf_app):
     rec_id = re.search(r'href="/r/([\w-]+)"', page).group(1)
     result = client.get(f"/r/{rec_id}").get_data(as_text=True)
     assert 'id="delete-link"' in result and f'href="{album_url}"' in result  # its photo: delete it, back to album
+    assert "#token=" in link and "?" not in link  # in the fragment: never in a request line or access log
     assert client.get(f"/a/{album_id}/delete?token=guess").status_code == 403
     confirm = client.get(link)
     assert confirm.status_code == 200 and "2 photos" in confirm.get_data(as_text=True)

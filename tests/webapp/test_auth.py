@@ -242,7 +242,8 @@ def test_cli_token_works_on_the_api_until_revoked(app, runner, catalog):
     client = app.test_client()
 
     def status(tok: str) -> int:
-        return client.get("/api/v1/landmarks/vinh-ha-long/photos", headers={"Authorization": f"Bearer {tok}"}).status_code
+        return client.get("/api/v1/landmarks/vinh-ha-long/photos",
+                          headers={"Authorization": f"Bearer {tok}"}).status_code
 
     assert status(token) == 200 and status(second) == 200 and status(other) == 200
     listed = runner.invoke(args=["users", "list"]).output

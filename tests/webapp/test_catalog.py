@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from factories import SAMPLE_CATALOG, build_app, make_config
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
+
+from factories import SAMPLE_CATALOG, build_app, make_config
 
 
 def bundle_files(folder: Path, version: str, labels: list[str]) -> Path:

@@ -257,13 +257,15 @@ def test_embedding_state_is_reported(app, client, headers):
     from webapp.extensions import db
     from webapp.models import ReferencePhoto, utcnow
 
-    ids = [p["id"] for p in upload(client, headers, (jpeg_bytes(), "a.jpg"), (jpeg_bytes(), "b.jpg")).get_json()["photos"]]
+    ids = [p["id"] for p in
+           upload(client, headers, (jpeg_bytes(), "a.jpg"), (jpeg_bytes(), "b.jpg")).get_json()["photos"]]
     with app.app_context():
         done = db.session.get(ReferencePhoto, ids[0])
         done.embedding, done.embedding_version, done.embedded_at = b"\0" * 8, "vn20-x-1", utcnow()
         db.session.get(ReferencePhoto, ids[1]).error = "cannot decode"
         db.session.commit()
-    states = [p["embedding"] for p in client.get(f"/api/v1/landmarks/{SLUG}/photos", headers=headers).get_json()["photos"]]
+    states = [p["embedding"]
+              for p in client.get(f"/api/v1/landmarks/{SLUG}/photos", headers=headers).get_json()["photos"]]
     assert states[0]["state"] == "embedded" and states[0]["version"] == "vn20-x-1" and states[0]["embedded_at"]
     assert states[1] == {"state": "error", "version": None, "embedded_at": None, "error": "cannot decode"}
 
@@ -271,7 +273,8 @@ def test_embedding_state_is_reported(app, client, headers):
 def test_new_photos_are_sent_to_the_worker(app, client, headers, monkeypatch):
     sent = []
     monkeypatch.setattr(app.extensions["celery"], "send_task", lambda name, args: sent.append((name, args)))
-    ids = [p["id"] for p in upload(client, headers, (jpeg_bytes(), "a.jpg"), (jpeg_bytes(), "b.jpg")).get_json()["photos"]]
+    ids = [p["id"] for p in
+           upload(client, headers, (jpeg_bytes(), "a.jpg"), (jpeg_bytes(), "b.jpg")).get_json()["photos"]]
     assert sent == [("worker.tasks.embed_references", [ids])]
 
 

@@ -25,7 +25,8 @@ def add_photos(app, count: int = 1, slug: str = SLUG) -> list[int]:
 
     with app.app_context():
         landmark = db.session.scalars(db.select(Landmark).filter_by(slug=slug)).one()
-        files = [FileStorage(io.BytesIO(jpeg_bytes(color=(i * 40, 90, 200))), filename=f"p{i}.jpg") for i in range(count)]
+        files = [FileStorage(io.BytesIO(jpeg_bytes(color=(i * 40, 90, 200))), filename=f"p{i}.jpg")
+                 for i in range(count)]
         return [photo.id for photo in add_reference_photos(landmark, files, None)]
 
 
@@ -192,9 +193,10 @@ def test_renaming_the_slug_moves_the_landmark(app, editor):
 
 
 def test_delete_asks_first_then_removes_the_landmark_and_its_photo_files(app, editor):
-    from factories import finished_recognition
     from webapp.extensions import db
     from webapp.models import Recognition
+
+    from factories import finished_recognition
 
     add_photos(app, 2)
     with app.app_context():
@@ -246,12 +248,13 @@ def test_an_upload_without_files_says_so(app, editor):
 
 
 def test_several_photos_may_together_exceed_the_single_upload_limit(tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     # the request limit create_app derives from MAX_UPLOAD_MB, set explicitly (Flask's default None wins its setdefault)
     app = build_app(make_config(tmp_path, MAX_UPLOAD_MB=1, MAX_CONTENT_LENGTH=1024 * 1024 + 64 * 1024))
     from webapp.cli import upsert_landmarks
+
     from factories import SAMPLE_CATALOG
 
     with app.app_context():
@@ -349,12 +352,13 @@ def test_an_editor_chooses_the_photo_that_represents_the_landmark(app, editor, c
 
 
 def test_a_landmark_with_a_chosen_photo_can_still_be_deleted(any_db_app):
-    from factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
     from webapp.editing import delete_landmark
     from webapp.extensions import db
     from webapp.models import Landmark, ReferencePhoto
     from webapp.references import set_cover_photo
+
+    from factories import SAMPLE_CATALOG
 
     with any_db_app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
@@ -397,8 +401,9 @@ def csrf_from(html: str) -> str:
 @pytest.fixture
 def csrf_editor(tmp_path):
     """An app that checks CSRF tokens, with a signed-in editor (through the real form and its token)."""
-    from factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
+
+    from factories import SAMPLE_CATALOG
 
     app = build_app(make_config(tmp_path, WTF_CSRF_ENABLED=True))
     with app.app_context():

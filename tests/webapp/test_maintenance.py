@@ -3,10 +3,11 @@ import io
 from datetime import timedelta
 from pathlib import Path
 
-from factories import build_app, jpeg_bytes, make_config, queued_tasks
 from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, finish_once, utcnow
+
+from factories import build_app, jpeg_bytes, make_config, queued_tasks
 
 
 def upload(client) -> str:
@@ -40,7 +41,8 @@ def test_stuck_recognitions_are_sent_again_then_failed_with_a_reason(tmp_path):
 
         later = utcnow() + timedelta(minutes=2)
         assert maintenance.sweep(now=later) == {"requeued": 2, "failed": 0, "reference_photos": 0}
-        assert maintenance.sweep(now=later + timedelta(minutes=2)) == {"requeued": 0, "failed": 2, "reference_photos": 0}
+        assert maintenance.sweep(now=later + timedelta(minutes=2)) == {"requeued": 0, "failed": 2,
+                                                                       "reference_photos": 0}
         db.session.expire_all()
         for rec_id in (stuck, running):
             rec = db.session.get(Recognition, rec_id)
@@ -125,7 +127,8 @@ def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_pa
         os.utime(path, (old, old))
     with app.app_context():
         rec = db.session.get(Recognition, rec_id)
-        rec.created_at, rec.status, rec.feedback, rec.review_status = utcnow() - timedelta(days=8), "done", "wrong", "pending"
+        rec.created_at, rec.status, rec.feedback, rec.review_status = (utcnow() - timedelta(days=8), "done", "wrong",
+                                                                       "pending")
         db.session.commit()
         assert maintenance.purge() == {"deleted": 0, "files": 0, "albums": 0}
         assert len(list(folder.iterdir())) == 2
@@ -136,8 +139,8 @@ def test_purge_keeps_a_correction_awaiting_review_until_an_editor_decides(tmp_pa
 
 
 def test_sweep_resends_the_embedding_of_reference_photos_left_without_one(tmp_path):
-    from webapp.models import Landmark, ReferencePhoto
     from config import EMBED_TASK
+    from webapp.models import Landmark, ReferencePhoto
 
     app = build_app(make_config(tmp_path, RECOGNITION_TIMEOUT_S=600))
     with app.app_context():

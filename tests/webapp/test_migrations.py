@@ -3,10 +3,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
-from factories import make_config, postgres_url_or_skip
 from config import database_url
 from webapp import create_app
 from webapp.extensions import db
+
+from factories import make_config, postgres_url_or_skip
 
 
 def assert_schema_matches_models(app):

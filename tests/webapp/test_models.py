@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
 from config import EMBED_TASK, TRAIN_TASK
-from factories import build_app, make_config, queued_tasks
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto, utcnow
+
+from auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
+from factories import build_app, make_config, queued_tasks
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # served as bytes, never decoded
 
@@ -124,7 +125,8 @@ def csrf_client(app, role: str):
     client = app.test_client()
     email = make_user(app, role)
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token}).status_code in (302, 303)
+    assert client.post("/login", data={"email": email, "password": PASSWORD,
+                                       "csrf_token": token}).status_code in (302, 303)
     return client
 
 

@@ -13,13 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Config
-from factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
 from ml.bundle import SHIPPED
 from webapp import create_app
-from webapp.observability.histograms import Histogram
 from webapp.extensions import db
 from webapp.logs import configure_logging, recognition_id
 from webapp.models import ModelVersion, Recognition, WorkerHeartbeat, utcnow
+from webapp.observability.histograms import Histogram
+
+from factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -66,7 +67,8 @@ def test_readyz_is_ready_when_database_and_broker_answer(client):
     body = resp.get_json()
     assert body["status"] == "ready" and body["failed"] == []
     assert body["database"] == "ok" and body["broker"] == "ok"
-    assert body["workers"] == {"live": 0, "queues": {"inference": 0, "maintenance": 0, "training": 0, "inference-album": 0},
+    assert body["workers"] == {"live": 0,
+                               "queues": {"inference": 0, "maintenance": 0, "training": 0, "inference-album": 0},
                                "model_versions": {}}
 
 

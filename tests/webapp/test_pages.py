@@ -112,10 +112,11 @@ def test_places_that_look_like_this_are_cards_with_a_photo_or_a_placeholder(app,
 
     from werkzeug.datastructures import FileStorage
 
-    from factories import jpeg_bytes
     from webapp.extensions import db
     from webapp.models import Landmark
     from webapp.references import add_reference_photos
+
+    from factories import jpeg_bytes
 
     with app.app_context():
         hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()

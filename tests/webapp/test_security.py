@@ -89,8 +89,8 @@ def test_the_upload_limit_counts_photos_single_ones_and_albums_together(tmp_path
                        headers={"X-Delete-Token": token})
     assert more.status_code == 429  # adding to an album spends the same budget
     with app.app_context():
-        from webapp.models import Recognition
         from webapp.extensions import db
+        from webapp.models import Recognition
 
         assert db.session.scalar(db.select(db.func.count()).select_from(Recognition)) == 5
 

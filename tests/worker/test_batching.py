@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from factories import run_in_threads
 from worker.batching import Coalescer, MicroBatcher
+
+from factories import run_in_threads
 
 
 class Recorder:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from factories import TINY_TRAINING, TOWER, jpeg_bytes, tiny_training_dataset, tower_photo
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, Recognition, ReferencePhoto
 from worker.tasks import embed_references, recognize, train_model
 
+from factories import TINY_TRAINING, TOWER, jpeg_bytes, tiny_training_dataset, tower_photo
 
 
 def files(photos: list[bytes]):
@@ -89,7 +89,8 @@ def test_an_unreadable_reference_photo_gets_an_error_not_a_crash(fast_app):
 def test_retraining_registers_a_version_that_activation_switches_to_and_back(tmp_path):
     from factories import build_app, make_config
 
-    app = build_app(make_config(tmp_path, MODEL_CHECK_S=0, TRAINING_DATA_DIR=str(tiny_training_dataset(tmp_path / "base")),
+    app = build_app(make_config(tmp_path, MODEL_CHECK_S=0,
+                                TRAINING_DATA_DIR=str(tiny_training_dataset(tmp_path / "base")),
                                 TRAINING_ARCH="lenet5", TRAINING_OPTIONS=TINY_TRAINING))
     client = app.test_client()
     enrol(app, TOWER, [tower_photo(5, v) for v in range(4)])  # enrolled photos join the training set

@@ -96,7 +96,7 @@ def geometry_polygons(geom: dict, arcs) -> list[list[list[tuple[float, float]]]]
 
 
 def area(ring) -> float:
-    return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]))) / 2
+    return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True))) / 2
 
 
 def douglas_peucker(points, tol):
@@ -119,7 +119,7 @@ def douglas_peucker(points, tol):
         if best > tol:
             keep[best_i] = True
             stack += [(a, best_i), (best_i, b)]
-    return [p for p, k in zip(points, keep) if k]
+    return [p for p, k in zip(points, keep, strict=False) if k]
 
 
 def simplify_ring(ring, tol):

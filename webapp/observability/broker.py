@@ -53,7 +53,7 @@ def queue_depths() -> dict[str, int] | None:
             with client.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.llen(name)
-                return dict(zip(names, pipe.execute()))
+                return dict(zip(names, pipe.execute(), strict=False))
         finally:
             client.close()
     if url.startswith("sqla+"):

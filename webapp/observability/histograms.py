@@ -20,7 +20,8 @@ class Histogram:
 
     def buckets(self) -> list[tuple[str, int]]:
         """Prometheus ``le`` buckets, +Inf last."""
-        return [(floatToGoString(b), n) for b, n in zip(self.bounds, self.cumulative)] + [("+Inf", self.count)]
+        return ([(floatToGoString(b), n) for b, n in zip(self.bounds, self.cumulative, strict=False)]
+                + [("+Inf", self.count)])
 
     def quantile(self, q: float) -> float | None:
         """Estimated like PromQL's ``histogram_quantile``: linear inside the bucket holding the rank."""
@@ -28,7 +29,7 @@ class Histogram:
             return None
         rank = q * self.count
         lower, below = 0.0, 0
-        for bound, cumulative in zip(self.bounds, self.cumulative):
+        for bound, cumulative in zip(self.bounds, self.cumulative, strict=False):
             if cumulative >= rank:
                 inside = cumulative - below
                 return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)

@@ -69,5 +69,5 @@ def finished_per_minute(minutes: int = 5, now: datetime | None = None) -> list[i
     now = now or utcnow()
     edges = [now - timedelta(minutes=minutes - i) for i in range(minutes + 1)]
     columns = [db.func.count(case((db.and_(Recognition.finished_at >= lo, Recognition.finished_at < hi), 1)))
-               for lo, hi in zip(edges, edges[1:])]
+               for lo, hi in zip(edges, edges[1:], strict=False)]
     return list(db.session.execute(db.select(*columns).where(*finished_since(edges[0]))).one())

@@ -1,7 +1,8 @@
 """``flask ops stats``: queues, workers, throughput and latency as text for a terminal."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
 from webapp.models import utcnow
 from webapp.observability.broker import queue_depths
@@ -43,7 +44,7 @@ def stats_report(minutes: int = 5) -> str:
         if not h.count:
             lines.append(f"{label}: no recognitions done")
             continue
-        p = [h.quantile(q) for q in (0.5, 0.95, 0.99)]
+        p = [cast(float, h.quantile(q)) for q in (0.5, 0.95, 0.99)]  # a histogram with a count has quantiles
         lines.append(f"{label}: p50 {_ms(p[0])}  p95 {_ms(p[1])}  p99 {_ms(p[2])}  mean {_ms(h.sum / h.count)}"
                      f"  ({h.count} done; percentiles estimated from the buckets)")
     return "\n".join(lines)
@@ -55,4 +56,4 @@ def _ms(seconds: float) -> str:
 
 def _aware(moment: datetime) -> datetime:
     """SQLite gives naive datetimes back; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -274,7 +274,8 @@ def recognition_feedback(rec_id: str):
       responses:
         200: {description: The stored answer, content: {application/json: {schema: FeedbackAnswer}}}
         400: "400"
-        403: {description: "Naming the landmark without the uploader's X-Delete-Token", content: {application/json: {schema: Error}}}
+        403: {description: "Naming the landmark without the uploader's X-Delete-Token",
+              content: {application/json: {schema: Error}}}
         404: "404"
         409: "409"
     """

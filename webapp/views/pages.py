@@ -15,7 +15,6 @@ from flask import (
     session,
     url_for,
 )
-
 from flask_babel import gettext as _
 
 from webapp import albums
@@ -53,6 +52,7 @@ def upload():
         if wants_json():
             return error_response(err.status, err.message)
         return render_template("index.html", error=err.message), err.status
+    assert rec.delete_token is not None  # accept_upload sets it on a single upload
     remember_delete_token(rec.id, rec.delete_token)
     result_url = url_for("pages.result", rec_id=rec.id)
     if wants_json():  # the upload script with its progress bar
@@ -151,6 +151,7 @@ def album_created(files):
     album, accepted, refused = albums.create_album(files, g.get("photo_budget"))
     if album is None:
         return photos_refused(refused)
+    assert album.delete_token is not None  # create_album sets it on the album it returns
     remember_album_token(album.id, album.delete_token)  # the uploader's browser keeps it, like a photo's
     return photos_added(album.id, accepted, refused)
 
@@ -206,7 +207,8 @@ def album(album_id: str):
     recs = albums.recognitions(album)
     stops = albums.trip(recs)
     token = session.get("album_tokens", {}).get(album.id)
-    delete_url = url_for("pages.confirm_delete_album", album_id=album.id, token=token) if token else None
+    # in the fragment, as for a photo: the token never reaches a server's log
+    delete_url = url_for("pages.confirm_delete_album", album_id=album.id, _anchor=f"token={token}") if token else None
     return render_template("album.html", album=album, recs=recs, answers={rec.id: answer(rec) for rec in recs},
                            stops=stops, pins=trip_pins(stops), provinces=albums.provinces(stops),
                            stop_numbers={rec.id: stop.number for stop in stops for rec in stop.recognitions},
@@ -229,11 +231,16 @@ def trip_pins(stops: list[albums.Stop]) -> list[dict]:
 
 @bp.get("/a/<album_id>/delete")
 def confirm_delete_album(album_id: str):
-    """The album's capability link: whoever holds its token may delete it (after confirming, with CSRF)."""
+    """The album's capability link ``/a/<id>/delete#token=…``: whoever holds its token may delete it, after
+    confirming (POST, with CSRF); filled in from the session or the fragment like a photo's (``confirm_delete``)."""
     album = db.get_or_404(Album, album_id)
-    token = request.args.get("token", "")
-    if not albums.may_manage(album, token):
-        abort(403, _("This link cannot delete this album."))
+    if "token" in request.args:
+        if not albums.may_manage(album, request.args["token"]):
+            abort(403, _("This link cannot delete this album."))
+        return redirect(url_for("pages.confirm_delete_album", album_id=album.id,
+                                _anchor=f"token={request.args['token']}"), code=303)
+    token = session.get("album_tokens", {}).get(album.id, "")
+    token = token if albums.may_manage(album, token) else ""
     recs = albums.recognitions(album)
     return render_template("album_delete.html", album=album, recs=recs, token=token,
                            kept_copies=any(rec.review_status == "accepted" for rec in recs))
@@ -266,7 +273,7 @@ def photo(rec_id: str):
 def landmark_photo(photo_id: int):
     """A landmark's representative photo; no other reference photo is public."""
     photo = db.get_or_404(ReferencePhoto, photo_id)
-    cover = cover_photos([photo.landmark]).get(photo.landmark_id)
+    cover = cover_photos([photo.landmark]).get(photo.landmark_id)  # type: ignore[list-item]  # a Landmark
     path = reference_display_path(photo)
     if cover is None or cover.id != photo.id or not path.is_file():
         abort(404)
