@@ -176,6 +176,8 @@ _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 def read_info(source: ImageSource) -> PhotoInfo:
     """``photo_info`` of a file or bytes, from its header only (no pixels are decoded); nothing when the
     file is gone or unreadable."""
+    if isinstance(source, Image.Image):
+        return photo_info(source)
     try:
         opened = source if isinstance(source, (str, os.PathLike)) else io.BytesIO(_read_bytes(source))
         with Image.open(opened) as img:

@@ -28,10 +28,10 @@ from sqlalchemy import func
 from werkzeug.datastructures import FileStorage
 
 from webapp.extensions import db
-from webapp.models import FINISHED, STATUSES, Album, Landmark, Recognition, ReferencePhoto
+from webapp.models import FINISHED, STATUSES, Album, Landmark, Recognition, ReferencePhoto, token_digest
 from webapp.references import remove_reference_photo
 from webapp.serializers import _iso, landmark_json, landmark_url, recognition_json, status_url
-from webapp.uploads import UploadError, accept_upload, remove_files, token_hash, token_matches
+from webapp.uploads import UploadError, accept_upload, remove_files, token_matches
 
 log = logging.getLogger(__name__)
 MAX_FILE_LABEL = 200  # characters of a refused file's name echoed back in its error
@@ -87,7 +87,7 @@ def create_album(files: list[FileStorage], budget: int | None = None
     refused as over the rate limit). None, and no album, when every file is refused. The album's
     ``delete_token`` is set on the returned object only."""
     token = secrets.token_urlsafe(24)
-    album = Album(delete_token_hash=token_hash(token))
+    album = Album(delete_token_hash=token_digest(token))
     db.session.add(album)
     db.session.commit()
     album_id = album.id

@@ -8,7 +8,6 @@ Passwords are hashed with scrypt (werkzeug); tokens are random and stored as SHA
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from functools import wraps
@@ -19,7 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.errors import error_response
 from webapp.extensions import db
-from webapp.models import ROLES, ApiToken, User, utcnow
+from webapp.models import ROLES, ApiToken, User, token_digest, utcnow
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
@@ -93,10 +92,6 @@ def create_user(email: str, password: str, role: str) -> User:
     db.session.add(user)
     db.session.commit()
     return user
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_token(user: User, name: str = "") -> str:

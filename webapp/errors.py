@@ -10,6 +10,17 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from webapp.extensions import db
 
 
+class ServiceError(Exception):
+    """A refused request: an HTTP status and a message fit to show the person who made it (Flask's
+    ``InvalidAPIUsage`` pattern). The service modules raise their own kinds (``UploadError``,
+    ``FeedbackError``, ``ModelVersionError``); one handler below answers any that a view lets through."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def wants_json() -> bool:
     return (
         request.path.startswith("/api/")
@@ -34,6 +45,10 @@ def init_app(app: Flask) -> None:
         except Exception:  # the rollback on a dead connection failed: the connection is already invalidated
             app.logger.warning("database session could not be closed cleanly; discarded it", exc_info=True)
             db.session.registry.clear()
+
+    @app.errorhandler(ServiceError)
+    def refused(err: ServiceError):
+        return error_response(err.status, err.message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_err):

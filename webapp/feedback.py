@@ -13,6 +13,7 @@ from sqlalchemy import or_
 from sqlalchemy.orm.exc import ObjectDeletedError
 
 from ml import images
+from webapp.errors import ServiceError
 from webapp.extensions import db
 from webapp.models import FEEDBACK, Landmark, Recognition, ReferencePhoto, User, fold, utcnow
 from webapp.references import add_reference_from_recognition, remove_reference_photo
@@ -23,11 +24,8 @@ REVIEWED = ("accepted", "dismissed")
 PER_PAGE = 50  # corrections per page of the review queue
 
 
-class FeedbackError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class FeedbackError(ServiceError):
+    """A visitor's answer or an editor's review refused."""
 
 
 def already_reviewed() -> str:

@@ -16,6 +16,7 @@ from flask import current_app
 
 from config import EMBED_TASK, TRAIN_TASK
 from ml.bundle import SHIPPED
+from webapp.errors import ServiceError
 from webapp.extensions import db
 from webapp.models import ModelVersion, ReferencePhoto, User, utcnow
 from webapp.serializers import _iso as iso
@@ -25,13 +26,8 @@ PLOTS = ("confusion.png", "rejection.png", "training.png")  # written by ml.eval
 MAX_REPORT_BYTES = 256 * 1024
 
 
-class ModelVersionError(Exception):
-    """A refused request, with the HTTP status and a message for people."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class ModelVersionError(ServiceError):
+    """Retraining or an activation refused."""
 
 
 # --- starting a retraining ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Database models: the catalog, visitors' recognitions, editors, reference photos, model versions."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 import unicodedata
 from datetime import UTC, datetime
@@ -58,6 +59,11 @@ class Landmark(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
 @event.listens_for(Landmark, "before_update")
 def _refresh_search_text(_mapper, _connection, landmark: Landmark) -> None:
     landmark.search_text = fold(f"{landmark.name_vi} | {landmark.name_en} | {landmark.province} | {landmark.slug}")
+
+
+def token_digest(token: str) -> str:
+    """How a secret token is stored (API tokens, delete tokens): its SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_public_id() -> str:

@@ -155,3 +155,12 @@ def photos_left() -> int:
         args.insert(0, current_app.config["RATELIMIT_KEY_PREFIX"])
     return min(limiter.limiter.get_window_stats(item, *args).remaining
                for item in parse_many(current_app.config["UPLOAD_PHOTO_LIMIT"]))
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else None: no scheme, no host, no ``//`` or ``/\\`` tricks."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):  # browsers read /\ as //
+        return None
+    return target

@@ -20,17 +20,15 @@ from werkzeug.datastructures import FileStorage
 from config import RECOGNIZE_ALBUM_TASK, RECOGNIZE_TASK
 from ml import images
 from webapp import logs
+from webapp.errors import ServiceError
 from webapp.extensions import db
-from webapp.models import Recognition, utcnow
+from webapp.models import Recognition, token_digest, utcnow
 
 SHOWN_SIDE = 1280  # the longer side of the metadata-free copy shown back to visitors and editors
 
 
-class UploadError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class UploadError(ServiceError):
+    """An uploaded photo refused: its status and a reason fit to show the visitor."""
 
 
 def accept_upload(file: FileStorage | None, album_id: str | None = None) -> Recognition:
@@ -44,7 +42,7 @@ def accept_upload(file: FileStorage | None, album_id: str | None = None) -> Reco
         stored_name=secrets.token_hex(16),  # random: nothing the visitor sent reaches the file system
         sha256=hashlib.sha256(data).hexdigest(),
         image_format=decoded.format,
-        delete_token_hash=token_hash(token) if token else None,
+        delete_token_hash=token_digest(token) if token else None,
         enqueued_at=utcnow(),
     )
     folder = upload_dir()
@@ -127,14 +125,10 @@ def recognize_task(rec: Recognition) -> str:
     return RECOGNIZE_ALBUM_TASK if rec.album_id else RECOGNIZE_TASK
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def token_matches(token: str | None, stored_hash: str | None) -> bool:
     if not (token and stored_hash):
         return False
-    return hmac.compare_digest(token_hash(token), stored_hash)
+    return hmac.compare_digest(token_digest(token), stored_hash)
 
 
 def may_delete(rec: Recognition, token: str | None) -> bool:

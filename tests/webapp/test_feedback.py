@@ -17,11 +17,11 @@ UPLOADER_TOKEN = "the-uploaders-delete-token"
 
 def recognition(app, label="Vinh_Ha_Long", status="done") -> str:
     """A recognition whose uploader holds ``UPLOADER_TOKEN``."""
-    from webapp.uploads import token_hash
+    from webapp.models import token_digest
 
     with app.app_context():
         return finished_recognition(label, TOP5 if status == "done" else [], status=status,
-                                    delete_token_hash=token_hash(UPLOADER_TOKEN))
+                                    delete_token_hash=token_digest(UPLOADER_TOKEN))
 
 
 def as_uploader(client, rec_id: str):

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from webapp.uploads import token_hash
+from webapp.models import token_digest
 
 from auth_helpers import api_headers, make_user
 from factories import SAMPLE_CATALOG, finished_recognition, jpeg_bytes, queued_tasks, sample_photos
@@ -102,7 +102,7 @@ def seeded(app, catalog):
         sure = finished_recognition("Vinh_Ha_Long", TOP5, tier="sure", suggestions=["Vinh_Ha_Long"], places=[],
                                     taken_at=datetime(2026, 11, 27, 9, 12, 44), position="near", distance_km=0.4)
         maybe = finished_recognition("Vinh_Ha_Long", TOP5, tier="maybe", suggestions=["Vinh_Ha_Long", "Trang_An"],
-                                     places=[["ho-hoan-kiem", 0.64]], delete_token_hash=token_hash(UPLOADER))
+                                     places=[["ho-hoan-kiem", 0.64]], delete_token_hash=token_digest(UPLOADER))
         failed = finished_recognition(None, [], status="failed", error="the image data is damaged")
         training = ModelVersion(arch="lenet5", status="training", settings={"epochs": 2},
                                 progress={"phase": "fit", "epoch": 1, "epochs": 2, "history": [{"loss": 1.2}]},

@@ -155,11 +155,11 @@ def test_accepting_adds_the_photo_as_a_reference_photo_and_enqueues_its_embeddin
 
 
 def test_when_the_uploader_deletes_the_photo_the_accepted_copy_goes_too(app, editor):
-    from webapp.uploads import token_hash
+    from webapp.models import token_digest
 
     rec_id = correction(app, "ho-hoan-kiem")
     with app.app_context():
-        db.session.get(Recognition, rec_id).delete_token_hash = token_hash("uploader-token")
+        db.session.get(Recognition, rec_id).delete_token_hash = token_digest("uploader-token")
         db.session.commit()
     assert editor.post(f"/editor/corrections/{rec_id}/accept").status_code == 303
     assert len(reference_photos(app)) == 1

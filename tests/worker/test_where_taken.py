@@ -106,3 +106,30 @@ def test_the_coordinates_never_leave_the_server(app, client, catalog_all):
         page = answers["result page (en)"]
         assert re.search(r"Taken about 1\.6 km from\s+Saigon Central Post Office", page)
         assert "Also near here:" in page and body["nearby"] and all(n["distance_km"] <= 25 for n in body["nearby"])
+
+
+def test_an_albums_answers_never_show_where_its_photos_were_taken(app, client, catalog_all):
+    """The album's JSON, its page and its photos' pages say which landmarks, never the photos' coordinates."""
+    picture, _class_key = post_office_photo()
+    spots = [TAKEN_AT, (21.0368, 105.8346)]  # Sài Gòn, then beside Lăng Bác in Hà Nội
+    photos = [(io.BytesIO(geotagged_photo("jpeg", lat, lon, TIME, image=picture)), f"trip{i}.jpg")
+              for i, (lat, lon) in enumerate(spots)]
+    created = client.post("/api/v1/albums", data={"images": photos})
+    assert created.status_code == 202, created.get_data(as_text=True)
+    album = created.get_json()
+    with app.app_context():
+        for queued in album["recognitions"]:
+            assert recognize.apply(args=[queued["id"]]).get() == "done"
+        taken = db.session.scalars(db.select(Recognition.taken_at).where(Recognition.album_id == album["id"])).all()
+    assert taken == [TIME, TIME]  # the worker read them: the photos really carried their EXIF
+    answers = {"album API": client.get(album["status_url"]).get_data(as_text=True)}
+    for lang in ("en", "vi"):
+        client.get(f"/lang/{lang}")
+        answers[f"album page ({lang})"] = client.get(f"/a/{album['id']}").get_data(as_text=True)
+    for queued in album["recognitions"]:
+        answers[f"result {queued['id']}"] = client.get(f"/r/{queued['id']}").get_data(as_text=True)
+        answers[f"shown copy {queued['id']}"] = client.get(f"/r/{queued['id']}/photo").get_data().decode("latin-1")
+    for where, text in answers.items():
+        for lat, lon in spots:
+            for spelled in coordinate_texts(lat, lon):
+                assert spelled not in text, f"{spelled} in the {where}"

@@ -9,12 +9,12 @@ from flask import Blueprint, current_app, g, jsonify, request
 from webapp import albums
 from webapp.errors import error_response
 from webapp.extensions import db
-from webapp.feedback import FeedbackError, delete_upload, record_feedback
+from webapp.feedback import delete_upload, record_feedback
 from webapp.models import Album, Landmark, Recognition
 from webapp.openapi import openapi_document
 from webapp.request_checks import from_another_site
 from webapp.serializers import feedback_json, landmark_json, recognition_json, status_url
-from webapp.uploads import UploadError, accept_upload, may_delete
+from webapp.uploads import accept_upload, may_delete
 
 bp = Blueprint("api", __name__)
 
@@ -49,10 +49,7 @@ def create_recognition():
     if from_another_site():  # no token protects this post: a browser must come from our own pages
         return error_response(403, "uploads from another site's pages are not accepted; post from a script or "
                                    "from this site")
-    try:
-        rec = accept_upload(request.files.get("image"))
-    except UploadError as err:
-        return error_response(err.status, err.message)
+    rec = accept_upload(request.files.get("image"))
     body = {"id": rec.id, "status": rec.status, "status_url": status_url(rec), "delete_token": rec.delete_token}
     return jsonify(body), 202, {"Location": status_url(rec)}
 
@@ -285,11 +282,8 @@ def recognition_feedback(rec_id: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return error_response(400, 'send a JSON object {"answer": "correct"|"wrong", "landmark": slug|null}')
-    try:
-        record_feedback(rec, body.get("answer"), body.get("landmark"),
-                        uploader=may_delete(rec, request.headers.get("X-Delete-Token")))
-    except FeedbackError as err:
-        return error_response(err.status, err.message)
+    record_feedback(rec, body.get("answer"), body.get("landmark"),
+                    uploader=may_delete(rec, request.headers.get("X-Delete-Token")))
     return jsonify(id=rec.id, feedback=feedback_json(rec))
 
 

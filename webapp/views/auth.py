@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 from webapp.auth import authenticate, end_sessions
 from webapp.extensions import db
 from webapp.models import utcnow
+from webapp.security import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -20,15 +21,6 @@ class LoginForm(FlaskForm):
     email = StringField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     next = HiddenField()
-
-
-def safe_next(target: str | None) -> str | None:
-    """``target`` if it is a path on this site, else None: no scheme, no host, no ``//`` or ``/\\`` tricks."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return None
-    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):  # browsers read /\ as //
-        return None
-    return target
 
 
 def after_login_url() -> str:

@@ -23,7 +23,6 @@ from webapp.extensions import db
 from webapp.models import Landmark, ReferencePhoto
 from webapp.references import reference_display_path, remove_reference_photo
 from webapp.serializers import landmark_detail_json, reference_photo_json
-from webapp.uploads import UploadError
 
 bp = Blueprint("editor_api", __name__, url_prefix="/api/v1/landmarks")
 
@@ -193,10 +192,7 @@ def add_photos(slug: str):
     """
     landmark = find_landmark(slug)
     allow_several_photos()  # before the body is read
-    try:
-        photos = upload_photos(landmark, request.files.getlist("photos"), g.api_user)
-    except UploadError as err:
-        return error_response(err.status, err.message)
+    photos = upload_photos(landmark, request.files.getlist("photos"), g.api_user)
     return jsonify(photos=[reference_photo_json(p) for p in photos]), 201
 
 

@@ -68,10 +68,7 @@ def train():
         400: "400"
         409: "409"
     """
-    try:
-        version = mv.start_training(g.api_user)
-    except mv.ModelVersionError as err:
-        return error_response(err.status, err.message)
+    version = mv.start_training(g.api_user)
     location = url_for("models_api.get_model", version_id=version.id)
     return jsonify(mv.version_json(version)), 202, {"Location": location}
 
@@ -95,10 +92,7 @@ def activate(version_id: int | None):
         version = mv.get(version_id)
         if version is None:
             return error_response(404, "no model version with this id")
-    try:
-        mv.activate(version)
-    except mv.ModelVersionError as err:
-        return error_response(err.status, err.message)
+    mv.activate(version)
     if version is None:
         return jsonify(mv.builtin_json(is_active=True))
     return jsonify(mv.version_json(version))

@@ -20,13 +20,13 @@ from flask_babel import gettext as _
 from webapp import albums
 from webapp.errors import error_response, wants_json
 from webapp.extensions import db
-from webapp.feedback import FeedbackError, delete_upload, landmark_choices, record_feedback
+from webapp.feedback import delete_upload, landmark_choices, record_feedback
 from webapp.i18n import current_language
 from webapp.models import Album, Landmark, Recognition, ReferencePhoto
 from webapp.references import cover_photos, reference_display_path
+from webapp.security import safe_next
 from webapp.serializers import alternatives, answer, cover_url, status_url
 from webapp.uploads import UploadError, accept_upload, display_path, may_delete
-from webapp.views.auth import safe_next
 
 bp = Blueprint("pages", __name__)
 KEEP_DELETE_TOKENS = 20  # the uploader's latest uploads stay deletable from this browser (cookie size)
@@ -77,11 +77,8 @@ def result(rec_id: str):
 def feedback(rec_id: str):
     """The visitor's answer to "Is this right?" (rules in webapp/feedback.py)."""
     rec = db.get_or_404(Recognition, rec_id)
-    try:
-        record_feedback(rec, request.form.get("answer"), request.form.get("landmark", ""),
-                        uploader=uploader_token(rec) is not None)
-    except FeedbackError as err:
-        return error_response(err.status, err.message)
+    record_feedback(rec, request.form.get("answer"), request.form.get("landmark", ""),
+                    uploader=uploader_token(rec) is not None)
     flash(_("Thank you! Your answer helps us improve the recogniser."))
     return redirect(url_for("pages.result", rec_id=rec.id, _anchor="feedback"), code=303)
 

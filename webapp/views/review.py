@@ -11,7 +11,7 @@ from flask_login import current_user
 from webapp.auth import role_required
 from webapp.errors import error_response
 from webapp.extensions import db
-from webapp.feedback import FeedbackError, landmark_choices, pending_corrections, photo_kept, review_correction
+from webapp.feedback import landmark_choices, pending_corrections, photo_kept, review_correction
 from webapp.i18n import current_language
 from webapp.models import Landmark, Recognition
 from webapp.serializers import alternatives
@@ -57,10 +57,7 @@ def accept(rec_id: str):
         landmark = db.session.scalars(db.select(Landmark).filter_by(slug=slug)).first()
         if landmark is None:
             return error_response(400, _("There is no landmark “%(slug)s” in our catalog.", slug=slug[:80]))
-    try:
-        photo = review_correction(rec, current_user, accept=True, landmark=landmark)
-    except FeedbackError as err:
-        return error_response(err.status, err.message)
+    photo = review_correction(rec, current_user, accept=True, landmark=landmark)
     if photo is not None:
         flash(_("Accepted: the photo is now a reference photo of %(name)s.",
                 name=photo.landmark.name(current_language())))
@@ -72,10 +69,7 @@ def accept(rec_id: str):
 @bp.post("/<rec_id>/dismiss")
 def dismiss(rec_id: str):
     rec = db.get_or_404(Recognition, rec_id)
-    try:
-        review_correction(rec, current_user, accept=False)
-    except FeedbackError as err:
-        return error_response(err.status, err.message)
+    review_correction(rec, current_user, accept=False)
     flash(_("Dismissed: the correction was recorded and nothing was added."))
     return back_to_queue()
 
