@@ -1,7 +1,13 @@
-"""The web application: pages for visitors, the JSON API and the landmark catalog.
+"""The web application — and the core the workers share with it.
 
-The web process validates, stores and enqueues; it never imports an ML runtime
-(only ``ml.images``, which is Pillow + numpy). Recognition runs in ``worker/``.
+Two parts live here. The shared core, which ``worker/`` imports too: the database models
+(``models``), the settings and app factory (``create_app``), where uploads and reference photos are
+stored and how they are decoded (``uploads``, ``references``), the sweeper and the purge
+(``maintenance``), the operators' queries (``observability/``). And the web proper: pages, the JSON
+API, sign-in, forms, rate limits and headers (``views/``, ``auth``, ``security``, ``openapi``).
+
+The web process validates, stores and enqueues; it never imports an ML runtime (only light ``ml``
+modules: Pillow + numpy). Recognition runs in ``worker/``.
 """
 from __future__ import annotations
 
