@@ -32,8 +32,9 @@ def test_make_run_starts_the_layout_of_this_machine(monkeypatch):
     commands = run_local.worker_commands()
     inference = [cmd for name, cmd in commands.items() if name.startswith("inference worker")]
     assert len(inference) == 2
-    assert [("-B" in cmd, cmd[cmd.index("-Q") + 1]) for cmd in inference] == [(True, "inference,maintenance"),
-                                                                            (False, "inference")]  # beat once
+    queues = [("-B" in cmd, cmd[cmd.index("-Q") + 1]) for cmd in inference]
+    # beat once: only the first runs it, and the maintenance queue
+    assert queues == [(True, "inference,inference-album,maintenance"), (False, "inference,inference-album")]
     assert all(cmd[cmd.index("--concurrency") + 1] == "32" for cmd in inference)
     assert len({cmd[cmd.index("--hostname") + 1] for cmd in inference}) == 2
     assert run_local.worker_env()["INFERENCE_THREADS"] == "4"
