@@ -159,8 +159,6 @@ def fuzz_editor_api(app, cases: int):
 
 
 def api_report(table, failures, total, elapsed) -> str:
-    statuses = sorted({status for _kind, status in table})
-    kinds = sorted({kind for kind, _status in table})
     lines = [
         "",
         "## The editors' API",
@@ -170,17 +168,8 @@ def api_report(table, failures, total, elapsed) -> str:
         "landmarks, hostile slugs and ids in paths (NUL, `..`, 30-digit ids), and the hostile files above as",
         "reference photos. A case fails on a 5xx or on a 4xx without a JSON `error`.",
         "",
-        f"**Result: {total:,} requests in {elapsed:.0f} s, {len(failures)} failures.**",
-        "",
-        "| request | " + " | ".join(str(s) for s in statuses) + " |",
-        "|---|" + "---|" * len(statuses),
     ]
-    for kind in kinds:
-        lines.append(f"| {kind} | " + " | ".join(str(table.get((kind, s), 0)) for s in statuses) + " |")
-    lines.append("")
-    if failures:
-        lines += ["### Failures", ""] + [f"- {line}" for line in failures[:50]] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + request_table(table, failures, total, elapsed))
 
 
 # --- the album API ----------------------------------------------------------------------------------
@@ -347,8 +336,6 @@ def is_subsequence(items: list, within: list) -> bool:
 
 
 def album_report(table, failures, total, elapsed) -> str:
-    statuses = sorted({status for _kind, status in table})
-    kinds = sorted({kind for kind, _status in table})
     lines = [
         "",
         "## The album API",
@@ -364,17 +351,22 @@ def album_report(table, failures, total, elapsed) -> str:
         "file input, skipped), on a file name echoed anywhere but JSON-escaped in its `errors` entry, or on an",
         "album that does not show the photos it accepted, or is still there once deleted.",
         "",
-        f"**Result: {total:,} requests in {elapsed:.0f} s, {len(failures)} failures.**",
-        "",
-        "| request | " + " | ".join(str(s) for s in statuses) + " |",
-        "|---|" + "---|" * len(statuses),
     ]
+    return "\n".join(lines + request_table(table, failures, total, elapsed))
+
+
+def request_table(table, failures, total, elapsed) -> list[str]:
+    """The result line, requests × statuses, and the first failures: the API sections' common part."""
+    kinds = sorted({kind for kind, _ in table})
+    statuses = sorted({status for _, status in table})
+    lines = [f"**Result: {total:,} requests in {elapsed:.0f} s, {len(failures)} failures.**", "",
+             "| request | " + " | ".join(str(s) for s in statuses) + " |", "|---|" + "---|" * len(statuses)]
     for kind in kinds:
         lines.append(f"| {kind} | " + " | ".join(str(table.get((kind, s), 0)) for s in statuses) + " |")
     lines.append("")
     if failures:
         lines += ["### Failures", ""] + [f"- {line}" for line in failures[:50]] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def family_of(kind: str) -> str:
