@@ -16,7 +16,8 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.extensions import db
 from webapp.models import Landmark, ReferencePhoto, User
-from webapp.references import add_reference_photos, reference_display_path, reference_path
+from webapp.references import add_reference_photos
+from webapp.storage import reference_display_path, reference_path
 from webapp.uploads import UploadError
 
 FIELDS = ("slug", "class_key", "name_vi", "name_en", "province", "lat", "lon", "description_vi", "description_en")

@@ -17,7 +17,8 @@ from webapp.errors import ServiceError
 from webapp.extensions import db
 from webapp.models import FEEDBACK, Landmark, Recognition, ReferencePhoto, User, fold, utcnow
 from webapp.references import add_reference_from_recognition, remove_reference_photo
-from webapp.uploads import discard, original_path
+from webapp.storage import original_path
+from webapp.uploads import discard
 
 NONE = "none"  # the form's value for "None of these / not a landmark" (the JSON API also takes null)
 REVIEWED = ("accepted", "dismissed")

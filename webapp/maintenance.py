@@ -20,7 +20,8 @@ from sqlalchemy import func
 from config import EMBED_TASK
 from webapp.extensions import db
 from webapp.models import Album, Recognition, ReferencePhoto, WorkerHeartbeat, finish_once, utcnow
-from webapp.uploads import recognize_task, remove_files, upload_dir
+from webapp.storage import upload_dir
+from webapp.uploads import recognize_task, remove_files
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500

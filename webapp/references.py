@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from pathlib import Path
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage
@@ -17,27 +16,19 @@ from config import EMBED_TASK
 from ml import images
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User
-from webapp.uploads import SHOWN_SIDE, UploadError, decode_upload, original_path, read_image
+from webapp.storage import (
+    SHOWN_SIDE,
+    decode_upload,
+    original_path,
+    reference_dir,
+    reference_display_path,
+    reference_path,
+)
+from webapp.uploads import UploadError, read_image
 
 # Photos that may represent a landmark on public pages: an editor's, not a visitor's correction (the visitor
 # agreed to its use for improving recognition, not to its publication).
 COVER_SOURCES = ("editor",)
-
-
-def reference_dir() -> Path:
-    folder = Path(current_app.config["REFERENCE_DIR"])
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def reference_path(photo: ReferencePhoto) -> Path:
-    """The photo as uploaded: what the worker embeds."""
-    return Path(current_app.config["REFERENCE_DIR"]) / f"{photo.stored_name}.orig"
-
-
-def reference_display_path(photo: ReferencePhoto) -> Path:
-    """A re-encoded JPEG (EXIF stripped, at most 1280 px) for editor pages."""
-    return Path(current_app.config["REFERENCE_DIR"]) / f"{photo.stored_name}.jpg"
 
 
 def add_reference_photos(landmark: Landmark, files: list[FileStorage], user: User | None) -> list[ReferencePhoto]:

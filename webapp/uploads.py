@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
-import threading
-from contextlib import contextmanager
-from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -23,8 +19,15 @@ from webapp import logs
 from webapp.errors import ServiceError
 from webapp.extensions import db
 from webapp.models import Recognition, token_digest, utcnow
-
-SHOWN_SIDE = 1280  # the longer side of the metadata-free copy shown back to visitors and editors
+from webapp.storage import (
+    SHOWN_SIDE,
+    decode_upload,
+    display_path,
+    large_decode_slot,
+    original_path,
+    upload_dir,
+    visitor_reason,
+)
 
 
 class UploadError(ServiceError):
@@ -91,35 +94,6 @@ def read_image(file: FileStorage | None) -> tuple[bytes, images.DecodedImage]:
     return data, decoded
 
 
-def decode_upload(source: images.ImageSource, draft_size: int | None = SHOWN_SIDE, slot=None) -> images.DecodedImage:
-    """Decode an uploaded photo (bytes or a stored file) under the upload rules: formats, pixel and memory
-    limits; no larger than ``draft_size`` needs (``images.decode``; the copy shown to visitors by default)."""
-    return images.decode(source, max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
-                         max_decode_mb=current_app.config["MAX_DECODE_MB"],
-                         allowed_formats=images.UPLOAD_FORMATS, draft_size=draft_size, slot=slot)
-
-
-@contextmanager
-def large_decode_slot(cost: int):
-    """Held while a web process decodes an upload: at most ``LARGE_DECODES`` of those costing over
-    ``LARGE_DECODE_MB`` at once per process (an editor's batch thus goes one large photo at a time too),
-    so memory is bounded by LARGE_DECODES × MAX_DECODE_MB; a decode that waits ``DECODE_WAIT_S`` in vain
-    raises ``images.DecoderBusy`` (503)."""
-    config = current_app.config
-    if cost <= config["LARGE_DECODE_MB"] * 2**20:
-        yield
-        return
-    gate = current_app.extensions.get("large_decodes")
-    if gate is None:  # one per app and process; setdefault: two first requests still share one
-        gate = current_app.extensions.setdefault("large_decodes", threading.BoundedSemaphore(config["LARGE_DECODES"]))
-    if not gate.acquire(timeout=config["DECODE_WAIT_S"]):
-        raise images.DecoderBusy("too many large images are being decoded")
-    try:
-        yield
-    finally:
-        gate.release()
-
-
 def recognize_task(rec: Recognition) -> str:
     """The task that recognises ``rec``: an album's photos wait on their own queue (docs/fairness.md)."""
     return RECOGNIZE_ALBUM_TASK if rec.album_id else RECOGNIZE_TASK
@@ -153,44 +127,3 @@ def remove_files(rec: Recognition) -> None:
     display_path(rec).unlink(missing_ok=True)
 
 
-def visitor_reason(err: images.ImageError) -> str:
-    """The decoder's reason without the decoder's details, which may quote bytes from the file.
-
-    Pixel counts are ours to show; anything else in parentheses (a Pillow message) is dropped,
-    so nothing the visitor sent is ever echoed back.
-    """
-    text = str(err)
-    if isinstance(err, images.ImageTooLarge):
-        return text
-    return re.sub(r"\s*\(.*\)\s*$", "", text, flags=re.S)
-
-
-def upload_dir() -> Path:
-    folder = Path(current_app.config["UPLOAD_DIR"])
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def original_path(rec: Recognition) -> Path:
-    return original_file(rec.stored_name)
-
-
-def original_file(stored_name: str) -> Path:
-    """The uploaded bytes as sent, with their metadata (EXIF); the model reads the shown copy."""
-    return Path(current_app.config["UPLOAD_DIR"]) / f"{stored_name}.orig"
-
-
-def display_path(rec: Recognition) -> Path:
-    return shown_file(rec.stored_name)
-
-
-def shown_file(stored_name: str) -> Path:
-    """The copy shown to visitors: the upload already decoded, turned upright, at most SHOWN_SIDE pixels."""
-    return Path(current_app.config["UPLOAD_DIR"]) / f"{stored_name}.jpg"
-
-
-def model_input_file(stored_name: str) -> Path:
-    """What the worker decodes for the model: the shown copy, a small JPEG that costs a few milliseconds to
-    decode where a 12 MP phone photo (HEIC above all) costs tens to hundreds; the original if it has none."""
-    shown = shown_file(stored_name)
-    return shown if shown.exists() else original_file(stored_name)

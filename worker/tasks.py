@@ -14,8 +14,7 @@ from ml import images
 from webapp import maintenance
 from webapp.extensions import db, discard_session
 from webapp.models import Recognition, ReferencePhoto, utcnow
-from webapp.references import reference_path
-from webapp.uploads import decode_upload, model_input_file, original_file, visitor_reason
+from webapp.storage import decode_upload, model_input_file, original_file, reference_path, visitor_reason
 from worker.engine import get_engine, worker_name
 from worker.recorder import get_recorder
 

@@ -19,7 +19,7 @@ from flask import current_app
 
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto, utcnow
-from webapp.references import reference_path
+from webapp.storage import reference_path
 
 log = logging.getLogger(__name__)
 SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",

@@ -10,7 +10,7 @@ from config import EMBED_TASK
 from webapp.cli import upsert_landmarks
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User, utcnow
-from webapp.uploads import display_path, original_path
+from webapp.storage import display_path, original_path
 
 from auth_helpers import PASSWORD, make_user, signed_in_client
 from factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_bytes, make_config, queued_tasks

@@ -27,13 +27,8 @@ from webapp.editing import (
 )
 from webapp.extensions import db
 from webapp.models import Landmark, ReferencePhoto
-from webapp.references import (
-    COVER_SOURCES,
-    cover_photos,
-    reference_display_path,
-    remove_reference_photo,
-    set_cover_photo,
-)
+from webapp.references import COVER_SOURCES, cover_photos, remove_reference_photo, set_cover_photo
+from webapp.storage import reference_display_path
 from webapp.uploads import UploadError
 from webapp.views.catalog import search_landmarks
 

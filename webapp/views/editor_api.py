@@ -21,8 +21,9 @@ from webapp.editing import (
 from webapp.errors import error_response
 from webapp.extensions import db
 from webapp.models import Landmark, ReferencePhoto
-from webapp.references import reference_display_path, remove_reference_photo
+from webapp.references import remove_reference_photo
 from webapp.serializers import landmark_detail_json, reference_photo_json
+from webapp.storage import reference_display_path
 
 bp = Blueprint("editor_api", __name__, url_prefix="/api/v1/landmarks")
 

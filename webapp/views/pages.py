@@ -23,10 +23,11 @@ from webapp.extensions import db
 from webapp.feedback import delete_upload, landmark_choices, record_feedback
 from webapp.i18n import current_language
 from webapp.models import Album, Landmark, Recognition, ReferencePhoto
-from webapp.references import cover_photos, reference_display_path
+from webapp.references import cover_photos
 from webapp.security import safe_next
 from webapp.serializers import alternatives, answer, cover_url, status_url
-from webapp.uploads import UploadError, accept_upload, display_path, may_delete
+from webapp.storage import display_path, reference_display_path
+from webapp.uploads import UploadError, accept_upload, may_delete
 
 bp = Blueprint("pages", __name__)
 KEEP_DELETE_TOKENS = 20  # the uploader's latest uploads stay deletable from this browser (cookie size)

@@ -15,7 +15,7 @@ from webapp.feedback import landmark_choices, pending_corrections, photo_kept, r
 from webapp.i18n import current_language
 from webapp.models import Landmark, Recognition
 from webapp.serializers import alternatives
-from webapp.uploads import display_path
+from webapp.storage import display_path
 
 bp = Blueprint("review", __name__, url_prefix="/editor/corrections")
 
