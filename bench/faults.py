@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+sys.path.insert(0, str(ROOT))
 
-from factories import sample_photos  # noqa: E402
-from faults import FaultRun  # noqa: E402
-from live_stack import PrivateServers, SharedServers, Stack, servers_controllable  # noqa: E402
+from testsupport.factories import sample_photos  # noqa: E402
+from testsupport.faults import FaultRun  # noqa: E402
+from testsupport.live_stack import PrivateServers, SharedServers, Stack, servers_controllable  # noqa: E402
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
     nice .venv/bin/python bench/fuzz.py --cases 10000 --api-cases 3000 --album-cases 1000 --out docs/fuzz.md
 
-Uses the strategies of ``tests/hostile.py`` (random bytes, mutated / truncated images of every format,
+Uses the strategies of ``testsupport/hostile.py`` (random bytes, mutated / truncated images of every format,
 polyglots, absurd dimensions, animations, empty files). Every answer must be 202 (then the stored copy
 decodes like the worker will decode it) or a clear 400/413/415; anything else is a failure. Then the
 editors' API with an editor's bearer token (``--api-cases``): hostile JSON (any JSON value, deep nesting, NUL
@@ -26,15 +26,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ml import images  # noqa: E402
-
-from factories import build_app, make_config  # noqa: E402
-from hostile import HOSTILE_NAMES, hostile_files  # noqa: E402
+from testsupport.factories import build_app, make_config  # noqa: E402
+from testsupport.hostile import HOSTILE_NAMES, hostile_files  # noqa: E402
 
 
 def main() -> int:
@@ -113,10 +112,9 @@ def fuzz_editor_api(app, cases: int):
     """Hostile requests to the editors' API with a valid editor token: (table, failures, seconds)."""
     from urllib.parse import quote
 
+    from testsupport.auth_helpers import api_headers, make_user
+    from testsupport.factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
-
-    from auth_helpers import api_headers, make_user
-    from factories import SAMPLE_CATALOG
 
     with app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
@@ -179,7 +177,7 @@ ALBUM_FULL_AT = 12  # ALBUM_MAX_PHOTOS during the album run, so that the run's a
 
 def valid_files():
     """Seed images of the formats an upload accepts."""
-    from hostile import seed_images
+    from testsupport.hostile import seed_images
 
     accepted = sorted(kind for kind in seed_images() if kind.split()[-1] in ("JPEG", "PNG", "WEBP"))
     return st.sampled_from(accepted).map(lambda kind: (f"seed {kind}", seed_images()[kind]))

@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from factories import sample_photos  # noqa: E402
-from live_stack import Stack  # noqa: E402
+from testsupport.factories import sample_photos  # noqa: E402
+from testsupport.live_stack import Stack  # noqa: E402
 
 
 def free_port() -> int:

@@ -50,10 +50,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+sys.path.insert(0, str(ROOT))
 
-from factories import sample_photos  # noqa: E402
-from live_stack import Stack  # noqa: E402
+from testsupport.factories import sample_photos  # noqa: E402
+from testsupport.live_stack import Stack  # noqa: E402
 
 CORES = os.cpu_count() or 1
 WORKERS = {

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `pytest` run from anywhere finds config, webapp, worker, ml
 
-from factories import SAMPLE_CATALOG, build_app, make_config, postgres_url_or_skip  # noqa: E402
+from testsupport.factories import SAMPLE_CATALOG, build_app, make_config, postgres_url_or_skip  # noqa: E402
 
 
 @pytest.fixture
@@ -42,9 +42,8 @@ def catalog_all(app):
     """The project's real catalog (64 landmarks) loaded into the app's database."""
     import json
 
+    from testsupport.factories import CATALOG_FILE
     from webapp.cli import upsert_landmarks
-
-    from factories import CATALOG_FILE
 
     with app.app_context():
         upsert_landmarks(json.loads(CATALOG_FILE.read_text(encoding="utf-8")))

@@ -1,7 +1,7 @@
 """The production stack publishes only nginx: gunicorn never faces clients (docker-compose.yml)."""
 import yaml
 
-from factories import ROOT
+from testsupport.factories import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from factories import ROOT
+from testsupport.factories import ROOT
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")

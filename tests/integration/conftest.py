@@ -1,7 +1,7 @@
 """Session-wide live stack for the end-to-end and browser tests."""
 import pytest
 
-from live_stack import Stack
+from testsupport.live_stack import Stack
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import pytest
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 from werkzeug.serving import make_server
 
-from factories import jpeg_bytes, sample_photos, tower_photo, truncated_jpeg
-from live_stack import Stack
+from testsupport.factories import jpeg_bytes, sample_photos, tower_photo, truncated_jpeg
+from testsupport.live_stack import Stack
 
 
 def photo_bytes(count: int) -> list[bytes]:

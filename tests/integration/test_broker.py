@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from factories import redis_url_or_skip, sample_photos
-from live_stack import Stack
+from testsupport.factories import redis_url_or_skip, sample_photos
+from testsupport.live_stack import Stack
 
 
 def broker_state(stack: Stack) -> tuple[list[str], dict[str, str]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from factories import sample_photos
+from testsupport.factories import sample_photos
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -72,11 +72,10 @@ def _maybe_result(stack, shown_id: str) -> str:
 
     from werkzeug.datastructures import FileStorage
 
+    from testsupport.factories import finished_recognition, jpeg_bytes
     from webapp.extensions import db
     from webapp.models import Landmark, Recognition
     from webapp.references import add_reference_photos
-
-    from factories import finished_recognition, jpeg_bytes
 
     with stack.app.app_context():
         hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()
@@ -131,7 +130,7 @@ def test_a_saved_delete_link_deletes_from_another_browser_and_its_token_is_never
                                                                                            tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from factories import jpeg_bytes
+    from testsupport.factories import jpeg_bytes
 
     photo = tmp_path / "mine.jpg"
     photo.write_bytes(jpeg_bytes())

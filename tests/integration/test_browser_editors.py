@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_browser import CHROMIUM, CHROMIUM_ARGS, live_url  # noqa: F401  (live_url is a fixture)
 
-from auth_helpers import PASSWORD, make_user
-from factories import sample_photos, tower_photo
+from testsupport.auth_helpers import PASSWORD, make_user
+from testsupport.factories import sample_photos, tower_photo
 
 RESULT_TIMEOUT_MS = 240_000  # the first recognition waits for the worker to load the model
 TILES = "https://tile.openstreetmap.org/"

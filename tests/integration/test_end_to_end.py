@@ -1,8 +1,8 @@
 """Upload real photos, let a REAL Celery worker process recognise them, read the stored result."""
 from pathlib import Path
 
-from factories import postgres_url_or_skip, redis_url_or_skip, sample_photos
-from live_stack import Stack
+from testsupport.factories import postgres_url_or_skip, redis_url_or_skip, sample_photos
+from testsupport.live_stack import Stack
 
 
 def recognise_photos(stack) -> None:

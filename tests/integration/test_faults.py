@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from factories import sample_photos
-from faults import FaultRun
-from live_stack import PrivateServers, Stack, servers_controllable
+from testsupport.factories import sample_photos
+from testsupport.faults import FaultRun
+from testsupport.live_stack import PrivateServers, Stack, servers_controllable
 
 
 def test_nothing_is_lost_when_worker_broker_and_database_fail(tmp_path):
@@ -54,10 +54,10 @@ def test_rate_limits_stored_in_redis_keep_working_in_memory_while_redis_is_down(
     """Rate-limit counters in a Redis that goes away: no 500s; limits still hold (per process) until it returns."""
     import shutil
 
-    from auth_helpers import make_user
-    from factories import build_app, jpeg_bytes, make_config
-    from faults import answers_with_rate_limit_storage_down
-    from live_stack import PrivateRedis
+    from testsupport.auth_helpers import make_user
+    from testsupport.factories import build_app, jpeg_bytes, make_config
+    from testsupport.faults import answers_with_rate_limit_storage_down
+    from testsupport.live_stack import PrivateRedis
 
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from auth_helpers import api_headers, make_user
-from factories import TINY_TRAINING, TOWER, tiny_training_dataset, tower_photo
-from live_stack import Stack
+from testsupport.auth_helpers import api_headers, make_user
+from testsupport.factories import TINY_TRAINING, TOWER, tiny_training_dataset, tower_photo
+from testsupport.live_stack import Stack
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_samples import pattern
+from testsupport.ml_samples import pattern
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from ml.data import Sample, group_duplicates, scan, split, split_negatives
-
-from ml_samples import pattern, scene
+from testsupport.ml_samples import pattern, scene
 
 
 def test_scan_lists_classes_and_reports_unreadable(tiny_dataset):

@@ -6,8 +6,7 @@ import pytest
 from PIL import Image
 
 from ml.images import decode, reencode_jpeg
-
-from geotagged import FORMATS, geotagged_photo, gps_exif
+from testsupport.geotagged import FORMATS, geotagged_photo, gps_exif
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

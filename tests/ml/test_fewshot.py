@@ -52,8 +52,7 @@ def test_mirror_views_are_the_model_on_mirrored_photos(tiny_bundle):
     from PIL import ImageOps
 
     from ml.predictor import Predictor
-
-    from ml_samples import pattern
+    from testsupport.ml_samples import pattern
 
     predictor = Predictor(tiny_bundle, runtime="litert", max_batch=2)
     images = [pattern(i % 2, seed=i) for i in range(3)]  # two batches

@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from ml.images import DEFAULT_MAX_DECODE_MB, UPLOAD_FORMATS, ImageError, ImageTooLarge, decode, reencode_jpeg, to_array
-
-from ml_samples import encode, photo, scene
+from testsupport.ml_samples import encode, photo, scene
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])

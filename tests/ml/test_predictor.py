@@ -9,8 +9,7 @@ import pytest
 
 from ml import bundle as bundles
 from ml.predictor import BundleError, Predictor
-
-from ml_samples import encode, pattern, photo
+from testsupport.ml_samples import encode, pattern, photo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +39,7 @@ def test_runtimes_agree(tiny_bundle):
 JAX_PREDICT = """
 import json, sys
 from ml.predictor import Predictor
-from ml_samples import pattern
+from testsupport.ml_samples import pattern
 p = Predictor(sys.argv[1], runtime="jax", max_batch=4)
 preds = p.predict([pattern(i % 2, seed=i) for i in range(7)])  # 4 + 3: the second batch is padded
 print(json.dumps([[x.top5[0][0], x.score, x.embedding.tolist()] for x in preds]))

@@ -4,8 +4,7 @@ import numpy as np
 from ml.fewshot import FewShotRule, ReferenceIndex
 from ml.predictor import Predictor
 from ml.serving import Knowledge, Photo, looks_like, recognise
-
-from ml_samples import pattern
+from testsupport.ml_samples import pattern
 
 
 def photos(predictor, kinds, **values):

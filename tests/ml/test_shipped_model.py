@@ -8,8 +8,7 @@ from ml import bundle as bundles
 from ml.data import scan, split, split_negatives, subset
 from ml.predictor import Predictor
 from ml.tiers import TIERS
-
-from ml_samples import DATASETS, LANDMARKS, NEGATIVES, OUTLIERS
+from testsupport.ml_samples import DATASETS, LANDMARKS, NEGATIVES, OUTLIERS
 
 needs_data = pytest.mark.skipif(not LANDMARKS.is_dir(), reason="../shared/data is not present")
 

@@ -7,8 +7,7 @@ from ml import bundle as bundles
 from ml.__main__ import main as cli
 from ml.data import Split
 from ml.predictor import Predictor
-
-from ml_samples import pattern, scene
+from testsupport.ml_samples import pattern, scene
 
 
 @pytest.fixture

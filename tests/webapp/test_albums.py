@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.factories import build_app, jpeg_bytes, make_config, queued_tasks, truncated_jpeg
 from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Album, Landmark, Recognition, utcnow
 from webapp.uploads import RECOGNIZE_ALBUM_TASK
-
-from factories import build_app, jpeg_bytes, make_config, queued_tasks, truncated_jpeg
 
 
 def photos(*names, bad: str | None = None) -> list:

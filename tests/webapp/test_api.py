@@ -1,9 +1,8 @@
 """The JSON API's shapes and errors, exactly as documented in README.md."""
 import io
 
+from testsupport.factories import build_app, finished_recognition, jpeg_bytes, make_config
 from webapp import create_app
-
-from factories import build_app, finished_recognition, jpeg_bytes, make_config
 
 TOP5 = [["Vinh_Ha_Long", 0.91], ["Trang_An", 0.05], ["Ho_Hoan_Kiem", 0.02], ["Cau_Vang", 0.01], ["Cho_Noi", 0.01]]
 LANDMARK_KEYS = {"slug", "class_key", "name_vi", "name_en", "province", "lat", "lon"}

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from auth_helpers import PASSWORD, api_headers, login, make_user, signed_in_client
-from factories import build_app, make_config
+from testsupport.auth_helpers import PASSWORD, api_headers, login, make_user, signed_in_client
+from testsupport.factories import build_app, make_config
 
 
 def test_login_page_renders_a_form(client):

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.factories import SAMPLE_CATALOG, build_app, make_config
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
-
-from factories import SAMPLE_CATALOG, build_app, make_config
 
 
 def bundle_files(folder: Path, version: str, labels: list[str]) -> Path:
@@ -126,7 +125,7 @@ def test_a_huge_search_is_a_clear_400_not_database_unavailable(client, catalog):
 
 
 def test_catalog_searches_are_rate_limited_but_browsing_is_not(tmp_path):
-    from factories import build_app, make_config
+    from testsupport.factories import build_app, make_config
 
     app = build_app(make_config(tmp_path, RATELIMIT_ENABLED=True, SEARCH_RATE_LIMIT="3/minute"))
     client = app.test_client()

@@ -1,10 +1,9 @@
 """`flask landmarks import FILE`: idempotent upsert by slug, with the editors' validation, all or nothing."""
 import json
 
+from testsupport.factories import CATALOG_FILE, SAMPLE_CATALOG
 from webapp.extensions import db
 from webapp.models import Landmark
-
-from factories import CATALOG_FILE, SAMPLE_CATALOG
 
 
 def import_file(runner, tmp_path, entries):

@@ -3,10 +3,9 @@ import io
 import re
 from pathlib import Path
 
+from testsupport.factories import build_app, jpeg_bytes, make_config
 from webapp.extensions import db
 from webapp.models import Recognition
-
-from factories import build_app, jpeg_bytes, make_config
 
 
 def test_the_uploader_deletes_their_photo_from_the_result_page(tmp_path):

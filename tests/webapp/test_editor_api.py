@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from auth_helpers import api_headers, make_user, signed_in_client
-from factories import jpeg_bytes
+from testsupport.auth_helpers import api_headers, make_user, signed_in_client
+from testsupport.factories import jpeg_bytes
 
 SLUG = "vinh-ha-long"
 NEW = {"slug": "chua-mot-cot", "name_vi": "Chùa Một Cột", "name_en": "One Pillar Pagoda", "province": "Hà Nội",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auth_helpers import PASSWORD, make_user, signed_in_client
-from factories import build_app, jpeg_bytes, make_config
+from testsupport.auth_helpers import PASSWORD, make_user, signed_in_client
+from testsupport.factories import build_app, jpeg_bytes, make_config
 
 SLUG = "vinh-ha-long"
 NEW = {"slug": "chua-mot-cot", "class_key": "", "name_vi": "Chùa Một Cột", "name_en": "One Pillar Pagoda",
@@ -193,10 +193,9 @@ def test_renaming_the_slug_moves_the_landmark(app, editor):
 
 
 def test_delete_asks_first_then_removes_the_landmark_and_its_photo_files(app, editor):
+    from testsupport.factories import finished_recognition
     from webapp.extensions import db
     from webapp.models import Recognition
-
-    from factories import finished_recognition
 
     add_photos(app, 2)
     with app.app_context():
@@ -253,9 +252,8 @@ def test_several_photos_may_together_exceed_the_single_upload_limit(tmp_path):
 
     # the request limit create_app derives from MAX_UPLOAD_MB, set explicitly (Flask's default None wins its setdefault)
     app = build_app(make_config(tmp_path, MAX_UPLOAD_MB=1, MAX_CONTENT_LENGTH=1024 * 1024 + 64 * 1024))
+    from testsupport.factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
-
-    from factories import SAMPLE_CATALOG
 
     with app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
@@ -352,13 +350,12 @@ def test_an_editor_chooses_the_photo_that_represents_the_landmark(app, editor, c
 
 
 def test_a_landmark_with_a_chosen_photo_can_still_be_deleted(any_db_app):
+    from testsupport.factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
     from webapp.editing import delete_landmark
     from webapp.extensions import db
     from webapp.models import Landmark, ReferencePhoto
     from webapp.references import set_cover_photo
-
-    from factories import SAMPLE_CATALOG
 
     with any_db_app.app_context():
         upsert_landmarks(SAMPLE_CATALOG)
@@ -401,9 +398,8 @@ def csrf_from(html: str) -> str:
 @pytest.fixture
 def csrf_editor(tmp_path):
     """An app that checks CSRF tokens, with a signed-in editor (through the real form and its token)."""
+    from testsupport.factories import SAMPLE_CATALOG
     from webapp.cli import upsert_landmarks
-
-    from factories import SAMPLE_CATALOG
 
     app = build_app(make_config(tmp_path, WTF_CSRF_ENABLED=True))
     with app.app_context():

@@ -3,11 +3,10 @@ import re
 
 import pytest
 
+from testsupport.factories import SAMPLE_CATALOG, build_app, finished_recognition, make_config
 from webapp.cli import upsert_landmarks
 from webapp.extensions import db
 from webapp.models import Recognition
-
-from factories import SAMPLE_CATALOG, build_app, finished_recognition, make_config
 
 TOP5 = [["Vinh_Ha_Long", 0.91], ["Ho_Hoan_Kiem", 0.05]]
 

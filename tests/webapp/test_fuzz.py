@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from ml import images
-
-from factories import build_app, make_config
-from hostile import HOSTILE_NAMES, hostile_files, jpeg_with_size
+from testsupport.factories import build_app, make_config
+from testsupport.hostile import HOSTILE_NAMES, hostile_files, jpeg_with_size
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 CLEAR_REFUSALS = {400, 413, 415}

@@ -2,8 +2,8 @@
 PostgreSQL, where NUL bytes and out-of-range integers are errors of the database)."""
 import pytest
 
-from auth_helpers import api_headers, make_user
-from factories import SAMPLE_CATALOG
+from testsupport.auth_helpers import api_headers, make_user
+from testsupport.factories import SAMPLE_CATALOG
 
 NUL_REQUESTS = [
     ("GET", "/r/abc%00def", None),

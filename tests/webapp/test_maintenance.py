@@ -3,11 +3,10 @@ import io
 from datetime import timedelta
 from pathlib import Path
 
+from testsupport.factories import build_app, jpeg_bytes, make_config, queued_tasks
 from webapp import maintenance
 from webapp.extensions import db
 from webapp.models import Recognition, finish_once, utcnow
-
-from factories import build_app, jpeg_bytes, make_config, queued_tasks
 
 
 def upload(client) -> str:

@@ -4,10 +4,9 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from config import database_url
+from testsupport.factories import make_config, postgres_url_or_skip
 from webapp import create_app
 from webapp.extensions import db
-
-from factories import make_config, postgres_url_or_skip
 
 
 def assert_schema_matches_models(app):

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from config import EMBED_TASK, TRAIN_TASK
+from testsupport.auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
+from testsupport.factories import build_app, make_config, queued_tasks
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto, utcnow
-
-from auth_helpers import PASSWORD, api_headers, make_user, signed_in_client
-from factories import build_app, make_config, queued_tasks
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # served as bytes, never decoded
 

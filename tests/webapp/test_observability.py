@@ -14,13 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config import Config
 from ml.bundle import SHIPPED
+from testsupport.factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
 from webapp import create_app
 from webapp.extensions import db
 from webapp.logs import configure_logging, recognition_id
 from webapp.models import ModelVersion, Recognition, WorkerHeartbeat, utcnow
 from webapp.observability.histograms import Histogram
-
-from factories import build_app, jpeg_bytes, make_config, redis_url_or_skip
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -275,7 +274,7 @@ def test_ops_stats(app, runner):
 
 
 def test_metrics_need_the_bearer_token_when_one_is_set(tmp_path):
-    from factories import build_app, make_config
+    from testsupport.factories import build_app, make_config
 
     client = build_app(make_config(tmp_path, METRICS_TOKEN="s3cret-metrics-token")).test_client()
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-metrics-token"}):

@@ -21,10 +21,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from testsupport.auth_helpers import api_headers, make_user
+from testsupport.factories import SAMPLE_CATALOG, finished_recognition, jpeg_bytes, queued_tasks, sample_photos
 from webapp.models import token_digest
-
-from auth_helpers import api_headers, make_user
-from factories import SAMPLE_CATALOG, finished_recognition, jpeg_bytes, queued_tasks, sample_photos
 
 EXAMPLES = 20  # per operation (about 10 s in all)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -1,7 +1,7 @@
 """Visitor pages: home, result states, catalog and language choice."""
 import pytest
 
-from factories import finished_recognition
+from testsupport.factories import finished_recognition
 
 TOP5 = [["Vinh_Ha_Long", 0.88], ["Ho_Hoan_Kiem", 0.07], ["Trang_An", 0.03]]
 
@@ -112,11 +112,10 @@ def test_places_that_look_like_this_are_cards_with_a_photo_or_a_placeholder(app,
 
     from werkzeug.datastructures import FileStorage
 
+    from testsupport.factories import jpeg_bytes
     from webapp.extensions import db
     from webapp.models import Landmark
     from webapp.references import add_reference_photos
-
-    from factories import jpeg_bytes
 
     with app.app_context():
         hoi_an = db.session.scalars(db.select(Landmark).filter_by(slug="pho-co-hoi-an")).one()

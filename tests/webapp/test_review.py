@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 
 from config import EMBED_TASK
+from testsupport.auth_helpers import PASSWORD, make_user, signed_in_client
+from testsupport.factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_bytes, make_config, queued_tasks
 from webapp.cli import upsert_landmarks
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition, ReferencePhoto, User, utcnow
 from webapp.storage import display_path, original_path
-
-from auth_helpers import PASSWORD, make_user, signed_in_client
-from factories import SAMPLE_CATALOG, build_app, finished_recognition, jpeg_bytes, make_config, queued_tasks
 
 TOP5 = [["Vinh_Ha_Long", 0.62], ["Ho_Hoan_Kiem", 0.30]]
 

@@ -1,7 +1,7 @@
 """Security headers, session cookies, escaped output and rate limits."""
 import io
 
-from factories import build_app, finished_recognition, jpeg_bytes, make_config
+from testsupport.factories import build_app, finished_recognition, jpeg_bytes, make_config
 
 
 def test_every_response_has_the_security_headers(client):

@@ -6,7 +6,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from factories import ROOT
+from testsupport.factories import ROOT
 
 TRANSLATIONS = ROOT / "webapp" / "translations" / "vi" / "LC_MESSAGES"
 

@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.factories import build_app, jpeg_bytes, make_config, pixel_bomb, truncated_jpeg
 from webapp.extensions import db
 from webapp.models import Recognition
-
-from factories import build_app, jpeg_bytes, make_config, pixel_bomb, truncated_jpeg
 
 BAD_FILES = {
     "empty": (b"", 400, "The file is empty"),

@@ -5,11 +5,10 @@ import shutil
 
 import pytest
 
+from testsupport.factories import SAMPLE_CATALOG, build_app, make_config, tower_photo
 from webapp.extensions import db
 from webapp.models import Landmark, Recognition
 from worker.tasks import recognize
-
-from factories import SAMPLE_CATALOG, build_app, make_config, tower_photo
 
 LABELS = ["Vinh_Ha_Long", "Ho_Hoan_Kiem", "Cau_Vang", "Cho_Noi", "Not_In_Catalog"]
 CATALOG = SAMPLE_CATALOG + [
@@ -118,10 +117,9 @@ def test_places_need_the_similarity_floor_and_the_bundles_references(tiny, tmp_p
 def test_an_enrolled_landmark_is_a_maybe_never_a_sure_answer(tiny, tmp_path):
     from werkzeug.datastructures import FileStorage
 
+    from testsupport.factories import TOWER
     from webapp.references import add_reference_photos
     from worker.tasks import embed_references
-
-    from factories import TOWER
 
     app = serving(bundle(tiny, tmp_path, SURE), tmp_path)
     enrolled = tower_photo(99, 0)

@@ -5,9 +5,8 @@ import time
 
 import pytest
 
+from testsupport.factories import run_in_threads
 from worker.batching import Coalescer, MicroBatcher
-
-from factories import run_in_threads
 
 
 class Recorder:

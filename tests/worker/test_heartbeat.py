@@ -13,12 +13,11 @@ from datetime import timedelta
 
 import pytest
 
+from testsupport.factories import ROOT, build_app, make_config
 from webapp.extensions import db
 from webapp.logs import JsonFormatter, recognition_id
 from webapp.models import WorkerHeartbeat, utcnow
 from worker.heartbeat import Heartbeat
-
-from factories import ROOT, build_app, make_config
 
 
 def row(app, name):

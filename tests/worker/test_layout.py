@@ -5,10 +5,9 @@ import sys
 
 import pytest
 
+from testsupport.factories import ROOT
 from worker import run_local
 from worker.layout import inference_layout, usable_cores
-
-from factories import ROOT
 
 
 @pytest.mark.parametrize(("cores", "layout"), [(1, (1, 1)), (2, (1, 2)), (4, (1, 4)), (8, (2, 4)), (16, (4, 4))])

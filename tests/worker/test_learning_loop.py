@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from testsupport.factories import TINY_TRAINING, TOWER, jpeg_bytes, tiny_training_dataset, tower_photo
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, Recognition, ReferencePhoto
 from worker.tasks import embed_references, recognize, train_model
-
-from factories import TINY_TRAINING, TOWER, jpeg_bytes, tiny_training_dataset, tower_photo
 
 
 def files(photos: list[bytes]):
@@ -46,7 +45,7 @@ def recognise(app, client, data: bytes) -> Recognition:
 
 @pytest.fixture
 def fast_app(tmp_path):
-    from factories import build_app, make_config
+    from testsupport.factories import build_app, make_config
 
     return build_app(make_config(tmp_path, MODEL_CHECK_S=0))  # workers look for a new model before every batch
 
@@ -87,7 +86,7 @@ def test_an_unreadable_reference_photo_gets_an_error_not_a_crash(fast_app):
 
 
 def test_retraining_registers_a_version_that_activation_switches_to_and_back(tmp_path):
-    from factories import build_app, make_config
+    from testsupport.factories import build_app, make_config
 
     app = build_app(make_config(tmp_path, MODEL_CHECK_S=0,
                                 TRAINING_DATA_DIR=str(tiny_training_dataset(tmp_path / "base")),
@@ -123,7 +122,7 @@ def test_retraining_registers_a_version_that_activation_switches_to_and_back(tmp
 
 
 def test_a_failed_training_run_ends_failed_with_its_error(tmp_path):
-    from factories import build_app, make_config
+    from testsupport.factories import build_app, make_config
 
     app = build_app(make_config(tmp_path, TRAINING_DATA_DIR=None))
     with app.app_context():

@@ -5,11 +5,10 @@ from pathlib import Path
 
 from sqlalchemy import event
 
+from testsupport.factories import build_app, jpeg_bytes, make_config, sample_photos
 from webapp.extensions import db
 from webapp.models import Recognition
 from worker.tasks import recognize
-
-from factories import build_app, jpeg_bytes, make_config, sample_photos
 
 
 def upload(client, data: bytes) -> str:

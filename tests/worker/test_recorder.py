@@ -4,11 +4,10 @@ import threading
 
 from sqlalchemy import event
 
+from testsupport.factories import run_in_threads
 from webapp.extensions import db
 from webapp.models import Recognition, claim_many, finish_many
 from worker.recorder import Recorder
-
-from factories import run_in_threads
 
 
 def queued(n: int) -> list[str]:

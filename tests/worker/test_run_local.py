@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from factories import ROOT
+from testsupport.factories import ROOT
 
 
 def free_port() -> int:

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from testsupport.factories import sample_photos
+from testsupport.geotagged import geotagged_photo
 from webapp.extensions import db
 from webapp.models import Recognition
 from worker.tasks import recognize
-
-from factories import sample_photos
-from geotagged import geotagged_photo
 
 POST_OFFICE = (10.7799, 106.6999)  # Bưu điện Sài Gòn in the catalog
 TAKEN_AT = (10.7907, 106.7093)  # about 1.6 km north-east of it

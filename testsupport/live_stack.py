@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from config import Config, database_url
-
-from factories import CATALOG_FILE, ROOT, build_app, make_config
+from testsupport.factories import CATALOG_FILE, ROOT, build_app, make_config
 
 
 class Stack:

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LANDMARKS = SHARED / "data" / "landmarks-vn20"
 DATASETS = [LANDMARKS, SHARED / "data" / "landmarks-vn30"]  # what the shipped model is trained on
 OUTLIERS = SHARED / "data" / "landmarks-elsewhere"

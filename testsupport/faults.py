@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from live_stack import SharedServers, Stack
+from testsupport.live_stack import SharedServers, Stack
 
 
 @dataclass
@@ -183,7 +183,7 @@ class FaultRun:
 
 def answers_with_rate_limit_storage_down(client, rec_id: str, email: str, password: str) -> dict[str, int]:
     """Status codes of an upload, an API read, a result page and a sign-in while the limiter's Redis is down."""
-    from factories import jpeg_bytes
+    from testsupport.factories import jpeg_bytes
 
     return {
         "upload": client.post("/api/v1/recognitions", data={"image": (io.BytesIO(jpeg_bytes()), "p.jpg")}).status_code,
