@@ -144,14 +144,14 @@ def scenarios(side: str, groups, decisions, places, rng) -> dict[str, list[tuple
 def measure(rows, places, tiers, rule, use_position: bool) -> dict:
     out = [locate(d, pos if use_position else None, places, tiers, rule, abroad) for d, _, pos, abroad in rows]
     truth = [t for _, t, _, _ in rows]
-    sure = np.array([o.decision.tier == "sure" for o in out])
-    first = [o.decision.suggestions[0] if o.decision.suggestions else None for o in out]
+    sure = np.array([o.tier == "sure" for o in out])
+    first = [o.suggestions[0] if o.suggestions else None for o in out]
     right = np.array([f == t and t is not None for f, t in zip(first, truth, strict=False)])
     raw_sure_right = np.array([d.tier == "sure" and d.label == t for d, t, _, _ in rows])
     return {"photos": len(rows), "top-1": float(right.mean()) if truth[0] else float("nan"),
             "sure": float(sure.mean()), "sure right": int((sure & right).sum()),
             "sure wrong": int((sure & ~right).sum()),
-            "named": float(np.mean([o.decision.tier != "unknown" for o in out])),
+            "named": float(np.mean([o.tier != "unknown" for o in out])),
             "clear right": int(raw_sure_right.sum()),
             "clear right → wrong sure": int((raw_sure_right & sure & ~right).sum()),
             "clear right → not sure": int((raw_sure_right & ~sure).sum()),

@@ -22,11 +22,11 @@ its own in ``bundle.json`` under ``"fewshot"``.
 from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ml.predictor import Prediction
+from ml.result import Result
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class FewShotRule:
         return cls(**{k: v for k, v in (meta.get("fewshot") or {}).items() if k in fields})
 
 
-def signature(prediction: Prediction, labels: list[str], profile: float) -> np.ndarray:
+def signature(prediction: Result, labels: list[str], profile: float) -> np.ndarray:
     """A photo's few-shot signature: its embedding and, weighted by ``profile``, the square roots of the
     classifier's top-5 probabilities over ``labels`` (what is left in one more slot), averaged with the
     same of its mirror image when the prediction carries one; unit length."""
@@ -57,7 +57,7 @@ def signature(prediction: Prediction, labels: list[str], profile: float) -> np.n
     return vector / np.linalg.norm(vector)
 
 
-def reference_may_win(prediction: Prediction, rule: FewShotRule) -> bool:
+def reference_may_win(prediction: Result, rule: FewShotRule) -> bool:
     """Whether the classifier leaves room for an enrolled landmark: it is not sure of a trained landmark
     (below ``override``) and it sees some landmark (``max_rest``). Otherwise the signature cannot matter."""
     top_prob = prediction.top5[0][1] if prediction.top5 else 0.0
@@ -65,7 +65,7 @@ def reference_may_win(prediction: Prediction, rule: FewShotRule) -> bool:
     return top_prob < rule.override and rest <= rule.max_rest
 
 
-def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> None:
+def add_mirrors(predictor, batch: np.ndarray, predictions: list[Result]) -> None:
     """Give each prediction its mirror view: the model on the horizontally flipped batch (normalised arrays;
     the float model even where an int8 fast path serves, as signatures are compared with stored ones)."""
     if len(predictions):
@@ -74,8 +74,8 @@ def add_mirrors(predictor, batch: np.ndarray, predictions: list[Prediction]) -> 
             prediction.mirror = mirror
 
 
-def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
-    """Predictions of images (paths, bytes or decoded) that carry their mirror view, for stored signatures."""
+def predict_with_mirrors(predictor, images: list) -> list[Result]:
+    """Results of images (paths, bytes or decoded) that carry their mirror view, for stored signatures."""
     out = []
     for start in range(0, len(images), predictor.max_batch):
         batch = predictor.preprocess(images[start: start + predictor.max_batch])
@@ -85,7 +85,7 @@ def predict_with_mirrors(predictor, images: list) -> list[Prediction]:
     return out
 
 
-def _one_view(prediction: Prediction, labels: list[str], profile: float) -> np.ndarray:
+def _one_view(prediction: Result, labels: list[str], profile: float) -> np.ndarray:
     column = {key: i for i, key in enumerate(labels)}
     probs = np.zeros(len(labels) + 1, np.float32)
     for key, prob in prediction.top5:
@@ -129,30 +129,21 @@ class ReferenceIndex:
         return [(self.keys[i], float(s[n, i])) for n, i in enumerate(j)]
 
 
-@dataclass
-class Decision:
-    label: str | None  # landmark key (class key or enrolled key) of a sure or maybe answer; None: unknown
-    score: float  # classifier probability, or cosine similarity when matched by reference
-    top5: list[tuple[str, float]]  # the classifier's top-5
-    matched_by: str  # "classifier" or "reference"
-    tier: str = "unknown"  # ml.tiers: "sure", "maybe", "unknown"; a reference match is a "maybe"
-    suggestions: list[str] = field(default_factory=list)  # the candidates (maybe) or closest landmarks (unknown)
-
-
-def combine(prediction: Prediction, reference: tuple[str | None, float], rule: FewShotRule,
-            trained: AbstractSet[str] = frozenset()) -> Decision:
-    """The classifier's prediction and the best reference match → one decision."""
+def combine(prediction: Result, reference: tuple[str | None, float], rule: FewShotRule,
+            trained: AbstractSet[str] = frozenset()) -> Result:
+    """The classifier's prediction and the best reference match → the answer (the prediction itself when
+    the classifier keeps it)."""
     key, similarity = reference
     if key is not None and key not in trained and similarity >= rule.threshold and reference_may_win(prediction, rule):
         # few-shot matching is right ~9 times in 10 (docs/fewshot.md): never a sure answer
-        return Decision(key, similarity, prediction.top5, "reference", "maybe", [key])
-    return Decision(prediction.label, prediction.score, prediction.top5, "classifier", prediction.tier,
-                    list(prediction.suggestions))
+        return replace(prediction, label=key, score=similarity, tier="maybe", suggestions=[key],
+                       matched_by="reference")
+    return prediction
 
 
-def decide_all(predictions: list[Prediction], index: ReferenceIndex | None, rule: FewShotRule,
+def decide_all(predictions: list[Result], index: ReferenceIndex | None, rule: FewShotRule,
                labels: list[str], signatures: np.ndarray | None = None,
-               scores: np.ndarray | None = None) -> list[Decision]:
+               scores: np.ndarray | None = None) -> list[Result]:
     """``combine`` for a batch (no index or an empty one: the classifier alone). ``labels``: the
     classifier's own landmarks, left to the classifier when they are the most similar. ``scores``:
     ``index.scores(signatures)`` when the caller has them already."""

@@ -1,6 +1,6 @@
 """Where the photo was taken, as evidence: the photo's GPS position against the catalog landmarks' positions.
 
-``locate`` is a pure function of one decision (``ml.fewshot.Decision``: the classifier's top-5, tier and
+``locate`` is a pure function of one answer (``ml.result.Result``: the classifier's top-5, tier and
 suggestions), the catalog's coordinates (landmark key → lat, lon), the photo's position and a rule:
 
 - **prior over distance**: each top-5 candidate's probability is multiplied by
@@ -15,7 +15,7 @@ suggestions), the catalog's coordinates (landmark key → lat, lon), the photo's
 - **abroad**: outside Vietnam (the caller's knowledge: ``ml`` has no outline) and far from every landmark:
   "not a landmark we know" unless the picture's own probability reaches ``unmistakable`` (then "maybe").
 
-No position: the decision as it is, untouched. The numbers are calibrated by ``bench/location.py`` on GPS-tagged
+No position: the answer as it is, untouched. The numbers are calibrated by ``bench/location.py`` on GPS-tagged
 copies of the shipped bundle's validation photos (``docs/location.md``).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ml.fewshot import Decision
+from ml.result import Result
 from ml.tiers import TierRule, answer
 
 EARTH_RADIUS_KM = 6371.0088
@@ -43,13 +43,6 @@ class LocationRule:
     unmistakable: float = 0.58  # abroad: the picture's own probability that still names a landmark (maybe)
 
 
-@dataclass
-class Located:
-    decision: Decision  # location-aware (the same object when the photo has no position)
-    position: str | None  # POSITIONS; None: no position
-    distance_km: float | None  # from the photo to the answered landmark (sure or maybe), when both are known
-
-
 def haversine_km(lat1, lon1, lat2, lon2):
     """Great-circle distance in km (numpy-broadcast over arrays of degrees)."""
     lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, np.float64)) for v in (lat1, lon1, lat2, lon2))
@@ -62,46 +55,45 @@ def prior(distance_km: float, rule: LocationRule) -> float:
     return rule.floor + (1.0 - rule.floor) * math.exp(-((distance_km / rule.scale_km) ** 2))
 
 
-def locate(decision: Decision, position: tuple[float, float] | None, catalog: Mapping[str, tuple[float, float]],
-           tiers: TierRule, rule: LocationRule = LocationRule(), abroad: bool = False) -> Located:
-    """The location-aware decision of a photo taken at ``position`` (lat, lon; None: not known).
+def locate(result: Result, position: tuple[float, float] | None, catalog: Mapping[str, tuple[float, float]],
+           tiers: TierRule, rule: LocationRule = LocationRule(), abroad: bool = False) -> Result:
+    """The location-aware answer of a photo taken at ``position`` (lat, lon; None: not known, and ``result``
+    is returned as it is), with ``position`` ("near", "far", "abroad") and ``distance_km`` to its landmark.
 
     ``catalog``: every catalog landmark's position by model key (class key or enrolled slug); ``tiers``: the
     bundle's rule; ``abroad``: whether ``position`` is outside Vietnam."""
     if position is None:
-        return Located(decision, None, None)
+        return result
     keys = list(catalog)
     spots = np.asarray([catalog[k] for k in keys], np.float64).reshape(-1, 2)
     km = dict(zip(keys, haversine_km(position[0], position[1], spots[:, 0], spots[:, 1]).tolist(), strict=False))
     nearest = min(km.values(), default=math.inf)
     where = "near" if nearest <= rule.far_km else ("abroad" if abroad else "far")
-    if decision.matched_by == "reference":  # a few-shot match: a maybe already, its similarity no probability
-        located = decision if where != "abroad" else _unknown(decision, decision.top5, decision.score)
+    if result.matched_by == "reference":  # a few-shot match: a maybe already, its similarity no probability
+        located = result if where != "abroad" else _unknown(result, result.top5, result.score)
     else:
-        located = _weighed(decision, km, where, tiers, rule)
-    answered = (located.label if located.tier == "sure"
-                else (located.suggestions[0] if located.tier == "maybe" else None))
-    distance = km.get(answered) if answered else None
-    return Located(located, where, round(distance, 3) if distance is not None else None)
+        located = _weighed(result, km, where, tiers, rule)
+    distance = km.get(located.label) if located.tier != "unknown" and located.label else None
+    return replace(located, position=where, distance_km=round(distance, 3) if distance is not None else None)
 
 
-def _weighed(decision: Decision, km: dict, where: str, tiers: TierRule, rule: LocationRule) -> Decision:
-    top5 = decision.top5
+def _weighed(result: Result, km: dict, where: str, tiers: TierRule, rule: LocationRule) -> Result:
+    top5 = result.top5
     if not top5:
-        return decision
+        return result
     own_best, own_prob = top5[0]
     rest = max(0.0, 1.0 - sum(p for _, p in top5))
     weighted = [(key, p * (prior(km[key], rule) if key in km else 1.0)) for key, p in top5]
     total = sum(p for _, p in weighted) + rest
     ranked = sorted(((key, p / total if total > 0 else p) for key, p in weighted), key=lambda kp: -kp[1])
     if where == "abroad" and own_prob < rule.unmistakable:
-        return _unknown(decision, ranked, ranked[0][1])
+        return _unknown(result, ranked, ranked[0][1])
     found = answer(ranked, tiers)
     if found.tier == "sure" and not (where == "near" and found.label == own_best and own_prob >= rule.own_sure):
         found = answer(ranked, replace(tiers, sure=math.inf))  # the picture does not back it: maybe at most
     label = found.suggestions[0] if found.tier != "unknown" else None
-    return replace(decision, label=label, score=ranked[0][1], tier=found.tier, suggestions=found.suggestions)
+    return replace(result, label=label, score=ranked[0][1], tier=found.tier, suggestions=found.suggestions)
 
 
-def _unknown(decision: Decision, ranked: list, score: float) -> Decision:
-    return replace(decision, label=None, score=score, tier="unknown", suggestions=[k for k, _ in ranked[:3]])
+def _unknown(result: Result, ranked: list, score: float) -> Result:
+    return replace(result, label=None, score=score, tier="unknown", suggestions=[k for k, _ in ranked[:3]])

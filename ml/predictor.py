@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +19,11 @@ from ml import bundle as bundles
 from ml.bundle import BundleError, default_bundle_dir  # noqa: F401  (public API)
 from ml.fastpath import unclear
 from ml.images import ImageSource, load_rgb, to_array
+from ml.result import Result
 from ml.runtimes import RUNTIMES, gpu_visible, resolve  # noqa: F401  (public API)
 from ml.runtimes import load as load_runtime
 from ml.runtimes.litert import load as load_litert
 from ml.tiers import TierRule, answer
-
-
-@dataclass
-class Prediction:
-    label: str | None  # class key of a sure or maybe answer (the best candidate); None: not a landmark we know
-    score: float  # probability of the top landmark class
-    top5: list[tuple[str, float]]  # the raw ranking
-    embedding: np.ndarray = field(repr=False)
-    mirror: Prediction | None = field(default=None, repr=False)  # the mirrored photo's, for few-shot signatures
-    tier: str = "unknown"  # ml.tiers: "sure", "maybe" or "unknown"
-    suggestions: list[str] = field(default_factory=list)  # maybe: the candidates; unknown: the closest
-
-    def to_json(self) -> dict:
-        return {"label": self.label if self.tier == "sure" else None, "tier": self.tier, "score": round(self.score, 4),
-                "suggestions": self.suggestions, "top5": [[k, round(p, 4)] for k, p in self.top5]}
 
 
 class Predictor:
@@ -80,10 +65,10 @@ class Predictor:
         batch = np.stack(arrays) if arrays else np.zeros((0, self.img_size, self.img_size, 3), np.float32)
         return (batch - float(p["mean"])) / float(p["std"])
 
-    def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Prediction]:
+    def predict(self, images: Sequence[Image.Image | ImageSource]) -> list[Result]:
         return self.predict_batch(self.preprocess(images))
 
-    def predict_batch(self, batch: np.ndarray, exact: bool = False) -> list[Prediction]:
+    def predict_batch(self, batch: np.ndarray, exact: bool = False) -> list[Result]:
         """One prediction per image of a normalised batch (``preprocess``). ``exact``: the float model's
         outputs for every image, even with a fast path (stored few-shot signatures)."""
         probs, embeddings = self.predict_arrays(batch, exact)
@@ -112,15 +97,16 @@ class Predictor:
             probs[redo], embeddings[redo] = self._run(np.ascontiguousarray(batch[redo]))
         return probs, embeddings
 
-    def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
-        """One image's outputs → its tier (``ml.tiers``), label (sure answers only), score, top-5."""
+    def decide(self, probs: np.ndarray, embedding: np.ndarray) -> Result:
+        """One image's outputs → its result: tier (``ml.tiers``), label (the
+        first candidate of a sure or maybe answer), score, top-5, embedding."""
         landmark = probs[: len(self.labels)]
         order = np.argsort(-landmark)[:5]
         top5 = [(self.labels[i], float(landmark[i])) for i in order]
         result = answer(top5, self.tiers)
         candidate = result.suggestions[0] if result.tier != "unknown" else None
-        return Prediction(candidate, top5[0][1], top5, embedding.astype(np.float32), tier=result.tier,
-                          suggestions=result.suggestions)
+        return Result(candidate, top5[0][1], top5, result.tier, result.suggestions,
+                      embedding=embedding.astype(np.float32), version=self.version)
 
 
 def predict_files(predictor: Predictor, files: Iterable[str]) -> Iterable[dict]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ml.fewshot import FewShotRule, ReferenceIndex, add_mirrors, decide_all, reference_may_win, signature
 from ml.location import LocationRule, locate
 from ml.places import PlacesRule, similar_places
+from ml.result import Result
 
 
 @dataclass
@@ -39,23 +40,6 @@ class Knowledge:
     in_catalog: frozenset[str] = frozenset()  # model keys (class keys, enrolled slugs) with a catalog entry
 
 
-@dataclass
-class Result:
-    label: str | None  # landmark key (class key or enrolled slug) of a sure or maybe answer; None: unknown
-    score: float
-    top5: list  # [[key, probability], ...]: the classifier's raw ranking
-    matched_by: str  # "classifier" or "reference"
-    signature: np.ndarray  # for few-shot matching (ml.fewshot.signature)
-    version: str
-    batch_size: int
-    model_ms: float  # the batch's model time
-    tier: str  # ml.tiers: "sure", "maybe" or "unknown"
-    suggestions: list[str]  # the candidates (maybe) or the closest landmarks (unknown)
-    places: list  # [[landmark key, similarity], ...] that look like the photo (maybe and unknown only)
-    position: str | None = None  # ml.location.POSITIONS: "near", "far", "abroad"; None: no GPS position
-    distance_km: float | None = None  # from where it was taken to the answered landmark
-
-
 def recognise(predictor, photos: list[Photo], known: Knowledge) -> list[Result]:
     rule = known.fewshot
     index = known.references if known.enrolled else None  # few-shot matching
@@ -71,31 +55,30 @@ def recognise(predictor, photos: list[Photo], known: Knowledge) -> list[Result]:
     model_ms = (time.perf_counter() - started) * 1000
     signatures = np.stack([signature(p, predictor.labels, rule.profile) for p in predictions])
     scores = index.scores(signatures) if index is not None else None  # matching and places share them
-    decisions = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
-    located = [locate(d, photo.position, known.coordinates, predictor.tiers, known.location, photo.abroad)
-               for photo, d in zip(photos, decisions, strict=True)]  # no position: the decision as it is
-    decisions = [where.decision for where in located]
-    unsure = [i for i, (photo, d) in enumerate(zip(photos, decisions, strict=True))
-              if d.tier != "sure" and not photo.reference]
+    answers = decide_all(predictions, index, rule, predictor.labels, signatures, scores)
+    answers = [locate(a, photo.position, known.coordinates, predictor.tiers, known.location, photo.abroad)
+               for photo, a in zip(photos, answers, strict=True)]  # no position: the answer as it is
+    unsure = [i for i, (photo, a) in enumerate(zip(photos, answers, strict=True))
+              if a.tier != "sure" and not photo.reference]
     places: dict[int, list] = {}
     if unsure and known.references is not None and known.places is not None:
         unsure_scores = scores[unsure] if scores is not None else known.references.scores(signatures[unsure])
-        places = dict(zip(unsure, looks_like(known, unsure_scores, [decisions[i] for i in unsure]), strict=True))
-    return [Result(d.label, float(d.score), [[k, float(v)] for k, v in d.top5], d.matched_by, sig,
-                   predictor.version, len(photos), model_ms, d.tier, list(d.suggestions), places.get(i, []),
-                   where.position, where.distance_km)
-            for i, (d, sig, where) in enumerate(zip(decisions, signatures, located, strict=True))]
+        places = dict(zip(unsure, looks_like(known, unsure_scores, [answers[i] for i in unsure]), strict=True))
+    return [replace(a, score=float(a.score), top5=[(k, float(v)) for k, v in a.top5], signature=sig,
+                    places=places.get(i, []), batch_size=len(photos), model_ms=model_ms,
+                    embedding=None, mirror=None)  # what a signature is made of is not needed further
+            for i, (a, sig) in enumerate(zip(answers, signatures, strict=True))]
 
 
-def looks_like(known: Knowledge, scores: np.ndarray, decisions: list) -> list[list]:
+def looks_like(known: Knowledge, scores: np.ndarray, answers: list[Result]) -> list[list]:
     """"Places that look like this" of unsure photos, from their reference ``scores``: catalog landmarks
     only, without the candidates a maybe answer already names."""
     assert known.references is not None and known.places is not None  # recognise calls it only with both
     keys = known.references.keys
     elsewhere = tuple(key for key in keys if key not in known.in_catalog)
     found = []
-    for row, decision in zip(scores, decisions, strict=True):
-        named = tuple(decision.suggestions) if decision.tier == "maybe" else ()
+    for row, answer in zip(scores, answers, strict=True):
+        named = tuple(answer.suggestions) if answer.tier == "maybe" else ()
         found.append([[key, similarity] for key, similarity in similar_places(row, keys, known.places,
                                                                                 elsewhere + named)])
     return found

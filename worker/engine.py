@@ -29,7 +29,8 @@ import numpy as np
 from flask import Flask, current_app
 from PIL import Image
 
-from ml.serving import Knowledge, Photo, Result, recognise
+from ml.result import Result
+from ml.serving import Knowledge, Photo, recognise
 from webapp.extensions import db
 from webapp.models import Landmark, ModelVersion, ReferencePhoto
 from worker.batching import MicroBatcher

@@ -162,6 +162,7 @@ def run_embeddings(photo_ids: list[int] | None) -> int:
                 store_embedding(photo.id, error=reason)
                 continue
             outcome = run(decoded.image)
+        assert outcome.signature is not None  # ml.serving.recognise signs every photo
         # an UPDATE, not the ORM: a photo an editor removed meanwhile is simply not there any more
         done += store_embedding(photo.id, embedding=outcome.signature.astype("float32").tobytes(),
                                 embedding_version=outcome.version, embedded_at=utcnow(), error=None)

@@ -11,14 +11,14 @@ from ml.fewshot import (
     reference_may_win,
     signature,
 )
-from ml.predictor import Prediction
+from ml.result import Result
 
 LABELS = ["Alpha_Gate", "Beta_Tower"]
 
 
-def prediction(embedding, top5, label=None) -> Prediction:
+def prediction(embedding, top5, label=None) -> Result:
     vector = np.asarray(embedding, np.float32)
-    return Prediction(label, top5[0][1] if top5 else 0.0, top5, vector / np.linalg.norm(vector))
+    return Result(label, top5[0][1] if top5 else 0.0, top5, embedding=vector / np.linalg.norm(vector))
 
 
 def test_a_signature_is_the_embedding_plus_the_weighted_probability_profile():

@@ -1,9 +1,9 @@
-"""ml.location: the photo's GPS position as evidence (a pure function of a decision, the catalog and a rule)."""
+"""ml.location: the photo's GPS position as evidence (a pure function of an answer, the catalog and a rule)."""
 import numpy as np
 import pytest
 
-from ml.fewshot import Decision
 from ml.location import LocationRule, haversine_km, locate
+from ml.result import Result
 from ml.tiers import TierRule, answer
 
 TIERS = TierRule(sure=0.575, maybe=0.185)
@@ -16,10 +16,10 @@ VINH = (18.6796, 105.6813)  # a town far from every landmark above
 DELHI = (28.6129, 77.2295)
 
 
-def decision(*top5, matched_by="classifier") -> Decision:
+def classified(*top5, matched_by="classifier") -> Result:
     found = answer(list(top5), TIERS)
     label = found.suggestions[0] if found.tier != "unknown" else None
-    return Decision(label, top5[0][1], list(top5), matched_by, found.tier, found.suggestions)
+    return Result(label, top5[0][1], list(top5), found.tier, found.suggestions, matched_by=matched_by)
 
 
 def test_haversine_matches_known_distances():
@@ -27,54 +27,54 @@ def test_haversine_matches_known_distances():
     assert haversine_km(*CATALOG["Chua_Mot_Cot"], *CATALOG["Cho_Ben_Thanh"]) == pytest.approx(1142, rel=0.01)
 
 
-def test_no_position_is_the_decision_itself():
+def test_no_position_is_the_answer_itself():
     rng = np.random.default_rng(0)
     keys = list(CATALOG)
     for _ in range(200):
         probs = rng.dirichlet(np.full(len(keys) + 1, 0.3))[: len(keys)]
-        d = decision(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
+        d = classified(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
         before = (d.label, d.score, list(d.top5), d.tier, list(d.suggestions))
         located = locate(d, None, CATALOG, TIERS, RULE)
-        assert located.decision is d and located.position is None and located.distance_km is None
+        assert located is d and located.position is None and located.distance_km is None
         assert (d.label, d.score, d.top5, d.tier, d.suggestions) == before
 
 
 def test_the_nearby_candidate_is_favoured():
-    d = decision(("Chua_Thien_Mu", 0.40), ("Chua_Mot_Cot", 0.35), ("Cho_Ben_Thanh", 0.05))
+    d = classified(("Chua_Thien_Mu", 0.40), ("Chua_Mot_Cot", 0.35), ("Cho_Ben_Thanh", 0.05))
     assert d.suggestions[0] == "Chua_Thien_Mu"
     located = locate(d, NEAR_MOT_COT, CATALOG, TIERS, RULE)
     assert located.position == "near"
-    assert located.decision.suggestions[0] == "Chua_Mot_Cot"
-    assert located.decision.tier != "sure"  # the picture alone preferred another landmark
+    assert located.suggestions[0] == "Chua_Mot_Cot"
+    assert located.tier != "sure"  # the picture alone preferred another landmark
     assert located.distance_km == pytest.approx(0.4, abs=0.01)
 
 
 def test_a_position_that_agrees_with_the_picture_can_make_it_sure():
-    d = decision(("Chua_Mot_Cot", 0.55), ("Chua_Thien_Mu", 0.30))
+    d = classified(("Chua_Mot_Cot", 0.55), ("Chua_Thien_Mu", 0.30))
     assert d.tier == "maybe"
     located = locate(d, NEAR_MOT_COT, CATALOG, TIERS, RULE)
-    assert (located.decision.tier, located.decision.label) == ("sure", "Chua_Mot_Cot")
-    assert located.decision.score > 0.55
+    assert (located.tier, located.label) == ("sure", "Chua_Mot_Cot")
+    assert located.score > 0.55
 
 
 def test_far_from_every_landmark_is_never_sure():
-    d = decision(("Chua_Mot_Cot", 0.97), ("Van_Mieu", 0.01))
+    d = classified(("Chua_Mot_Cot", 0.97), ("Van_Mieu", 0.01))
     located = locate(d, VINH, CATALOG, TIERS, RULE)
     assert located.position == "far"
-    assert located.decision.tier == "maybe" and located.decision.suggestions[0] == "Chua_Mot_Cot"
+    assert located.tier == "maybe" and located.suggestions[0] == "Chua_Mot_Cot"
     assert located.distance_km == pytest.approx(haversine_km(*VINH, *CATALOG["Chua_Mot_Cot"]), abs=0.01)
 
 
 def test_abroad_is_not_a_landmark_we_know_unless_unmistakable():
-    plausible = locate(decision(("Chua_Thien_Mu", 0.5), ("Van_Mieu", 0.2)), DELHI, CATALOG, TIERS, RULE, abroad=True)
+    plausible = locate(classified(("Chua_Thien_Mu", 0.5), ("Van_Mieu", 0.2)), DELHI, CATALOG, TIERS, RULE, abroad=True)
     assert plausible.position == "abroad"
-    assert plausible.decision.tier == "unknown" and plausible.decision.label is None
+    assert plausible.tier == "unknown" and plausible.label is None
     assert plausible.distance_km is None
-    clear = locate(decision(("Chua_Thien_Mu", 0.99), ("Van_Mieu", 0.005)), DELHI, CATALOG, TIERS, RULE, abroad=True)
-    assert (clear.position, clear.decision.tier, clear.decision.suggestions[0]) == ("abroad", "maybe", "Chua_Thien_Mu")
+    clear = locate(classified(("Chua_Thien_Mu", 0.99), ("Van_Mieu", 0.005)), DELHI, CATALOG, TIERS, RULE, abroad=True)
+    assert (clear.position, clear.tier, clear.suggestions[0]) == ("abroad", "maybe", "Chua_Thien_Mu")
     # abroad but within reach of a landmark (the far bank of a border river): near, as anywhere else
-    border = locate(decision(("Chua_Mot_Cot", 0.9)), NEAR_MOT_COT, CATALOG, TIERS, RULE, abroad=True)
-    assert (border.position, border.decision.tier) == ("near", "sure")
+    border = locate(classified(("Chua_Mot_Cot", 0.9)), NEAR_MOT_COT, CATALOG, TIERS, RULE, abroad=True)
+    assert (border.position, border.tier) == ("near", "sure")
 
 
 def test_wrong_gps_never_turns_a_clear_right_answer_into_a_wrong_sure_one():
@@ -83,24 +83,26 @@ def test_wrong_gps_never_turns_a_clear_right_answer_into_a_wrong_sure_one():
     checked = 0
     for _ in range(500):
         probs = rng.dirichlet(np.full(len(keys) + 1, 0.2))[: len(keys)]
-        d = decision(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
+        d = classified(*sorted(zip(keys, probs.tolist(), strict=False), key=lambda kp: -kp[1]))
         if d.tier != "sure":
             continue
         for _key, spot in CATALOG.items():  # the phone says it was taken at another landmark
             located = locate(d, spot, CATALOG, TIERS, RULE)
-            assert located.decision.tier != "sure" or located.decision.label == d.label
+            assert located.tier != "sure" or located.label == d.label
             checked += 1
     assert checked > 100
 
 
 def test_a_clear_answer_survives_a_wrong_position_as_at_least_a_maybe():
-    d = decision(("Cho_Ben_Thanh", 0.9), ("Chua_Mot_Cot", 0.02))
+    d = classified(("Cho_Ben_Thanh", 0.9), ("Chua_Mot_Cot", 0.02))
     located = locate(d, NEAR_MOT_COT, CATALOG, TIERS, RULE)  # 1,100 km away from the market
-    assert located.decision.tier in ("sure", "maybe") and located.decision.suggestions[0] == "Cho_Ben_Thanh"
+    assert located.tier in ("sure", "maybe") and located.suggestions[0] == "Cho_Ben_Thanh"
 
 
 def test_a_reference_match_abroad_is_not_known():
-    d = Decision("den-ngoc-son", 0.7, [("Van_Mieu", 0.3)], "reference", "maybe", ["den-ngoc-son"])
-    assert locate(d, DELHI, CATALOG, TIERS, RULE, abroad=True).decision.tier == "unknown"
+    d = Result("den-ngoc-son", 0.7, [("Van_Mieu", 0.3)], "maybe", ["den-ngoc-son"], matched_by="reference")
+    assert locate(d, DELHI, CATALOG, TIERS, RULE, abroad=True).tier == "unknown"
     kept = locate(d, NEAR_MOT_COT, CATALOG, TIERS, RULE)
-    assert kept.decision is d and kept.position == "near" and kept.distance_km is None  # not in the catalog
+    assert (kept.label, kept.score, kept.tier, kept.suggestions) == (d.label, d.score, d.tier, d.suggestions)
+    assert kept.position == "near" and kept.distance_km is None  # not in the catalog
+    assert d.position is None  # the answer it was given is left as it was

@@ -32,14 +32,14 @@ def test_a_photo_taken_abroad_is_never_sure_and_says_where(tiny_bundle):
 
 
 def test_places_that_look_like_this_leave_out_landmarks_outside_the_catalog():
-    from ml.fewshot import Decision
     from ml.places import PlacesRule
+    from ml.result import Result
 
     index = ReferenceIndex(["Alpha_Gate", "Beta_Tower", "Taj_Mahal"], np.eye(3, dtype=np.float32), k=1)
     known = Knowledge(FewShotRule(), index, places=PlacesRule(min_similarity=0.0, count=3),
                       in_catalog=frozenset({"Alpha_Gate", "Beta_Tower"}))
-    unknown = Decision(None, 0.2, [("Alpha_Gate", 0.2)], "classifier", tier="unknown")
-    maybe = Decision("Beta_Tower", 0.5, [("Beta_Tower", 0.5)], "classifier", tier="maybe", suggestions=["Beta_Tower"])
+    unknown = Result(None, 0.2, [("Alpha_Gate", 0.2)], tier="unknown")
+    maybe = Result("Beta_Tower", 0.5, [("Beta_Tower", 0.5)], tier="maybe", suggestions=["Beta_Tower"])
     scores = np.array([[0.7, 0.6, 0.9], [0.7, 0.6, 0.9]], np.float32)  # the foreign landmark looks closest
     unknown_places, maybe_places = looks_like(known, scores, [unknown, maybe])
     assert [key for key, _ in unknown_places] == ["Alpha_Gate", "Beta_Tower"]
