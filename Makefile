@@ -8,7 +8,7 @@ CATALOG ?= webapp/data/landmarks.json
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run migrate catalog chromium test test-fast lint translations
+.PHONY: install run migrate catalog chromium nginx test test-fast lint translations
 
 $(VENV)/.installed: requirements.txt $(wildcard requirements/*.txt)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,18 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "make test needs Chromium at $(CHROMIUM): run  sudo apt-get install chromium" >&2; exit 1; fi; }
 
-test: install chromium
-	$(PY) -m pytest tests --timeout 900
+# the reverse-proxy tests drive Debian's nginx binary: without one installed, the package is unpacked into
+# the venv (no root, no service started), else a clear stop
+LOCAL_NGINX := $(VENV)/nginx/usr/sbin
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || test -x $(LOCAL_NGINX)/nginx || { \
+	  rm -rf $(VENV)/nginx && mkdir -p $(VENV)/nginx && cd $(VENV)/nginx && \
+	  { apt-get download -qq nginx 2>/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download -qq nginx; }; } && \
+	  dpkg-deb -x nginx_*.deb . && rm nginx_*.deb; } || \
+	  { echo "make test needs nginx: run  sudo apt-get install nginx-light" >&2; exit 1; }
+
+test: install chromium nginx
+	PATH="$(CURDIR)/$(LOCAL_NGINX):$$PATH" $(PY) -m pytest tests --timeout 900
 
 # ruff (Flask's rule selection) and mypy (check_untyped_defs), both configured in pyproject.toml
 lint: install

@@ -157,15 +157,23 @@ def redis_url_or_skip() -> str:
 def _service_url_or_skip(var: str, answers) -> str:
     import os
 
-    import pytest
 
     url = os.environ.get(var)
     problem = f"{var} is not set" if not url else answers(url)
     if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs {var}: {problem}")
-        pytest.skip(problem)
+        skip_or_fail_under_ci(var, problem)
     return url
+
+
+def skip_or_fail_under_ci(needed: str, problem: str) -> None:
+    """A test without something it needs: skipped on a developer's machine, failed under CI."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs {needed}: {problem}")
+    pytest.skip(problem)
 
 
 def _postgres_answers(url: str) -> str | None:

@@ -1,6 +1,6 @@
 """nginx from deploy/nginx.conf.template in front of a live gunicorn: slow clients cannot take the site down,
-and /metrics and /readyz are not reachable through it. Skips where nginx is not installed (the static
-checks of the compose file are in test_compose.py)."""
+and /metrics and /readyz are not reachable through it. ``make test`` brings nginx; run alone, these tests skip
+where there is none, and fail under CI (the static checks of the compose file are in test_compose.py)."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,9 @@ import urllib.request
 
 import pytest
 
-from testsupport.factories import ROOT
+from testsupport.factories import ROOT, skip_or_fail_under_ci
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 SLOW_CLIENTS = 6  # more than gunicorn's threads below
 
 
@@ -41,6 +40,8 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
+    if NGINX is None:
+        skip_or_fail_under_ci("nginx", "nginx is not installed (make test unpacks it; or apt-get install nginx-light)")
     tmp = tmp_path_factory.mktemp("nginx")
     web_port, nginx_port = free_port(), free_port()
     env = dict(os.environ, INSTANCE_DIR=str(tmp), SECRET_KEY="nginx-test-key",
