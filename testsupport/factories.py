@@ -157,7 +157,6 @@ def redis_url_or_skip() -> str:
 def _service_url_or_skip(var: str, answers) -> str:
     import os
 
-
     url = os.environ.get(var)
     problem = f"{var} is not set" if not url else answers(url)
     if problem:
